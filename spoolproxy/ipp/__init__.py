@@ -1,0 +1,3 @@
+"""IPP: sans-IO codec, constants, the proxy's printer object, server and client."""
+from .model import Op, PrinterState, JobState, Status, Tag
+from .types import Attribute, Collection, Group, Message, Range, Resolution, TextLang

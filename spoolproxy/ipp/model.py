@@ -1,0 +1,179 @@
+"""IPP constants: tags, operations, status codes and states (RFC 8010/8011, PWG 5100.x).
+
+Only names and numbers live here; the codec and the server import them.
+"""
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Tag(IntEnum):
+    # delimiter tags (attribute groups)
+    OPERATION = 0x01
+    JOB = 0x02
+    END = 0x03
+    PRINTER = 0x04
+    UNSUPPORTED_GROUP = 0x05
+    SUBSCRIPTION = 0x06
+    EVENT_NOTIFICATION = 0x07
+    RESOURCE = 0x08
+    DOCUMENT = 0x09
+    SYSTEM = 0x0A
+    # out-of-band values
+    UNSUPPORTED_VALUE = 0x10
+    DEFAULT = 0x11
+    UNKNOWN = 0x12
+    NO_VALUE = 0x13
+    NOT_SETTABLE = 0x15
+    DELETE_ATTRIBUTE = 0x16
+    ADMIN_DEFINE = 0x17
+    # integer types
+    INTEGER = 0x21
+    BOOLEAN = 0x22
+    ENUM = 0x23
+    # octetString types
+    STRING = 0x30  # octetString with unspecified format
+    DATE = 0x31
+    RESOLUTION = 0x32
+    RANGE = 0x33
+    BEGIN_COLLECTION = 0x34
+    TEXT_LANG = 0x35
+    NAME_LANG = 0x36
+    END_COLLECTION = 0x37
+    # character-string types
+    TEXT = 0x41
+    NAME = 0x42
+    KEYWORD = 0x44
+    URI = 0x45
+    URI_SCHEME = 0x46
+    CHARSET = 0x47
+    LANGUAGE = 0x48
+    MIME_TYPE = 0x49
+    MEMBER_NAME = 0x4A
+    EXTENSION = 0x7F
+
+
+GROUP_TAGS = frozenset(t for t in Tag if t <= 0x0F)
+OUT_OF_BAND_TAGS = frozenset(t for t in Tag if 0x10 <= t <= 0x1F)
+
+
+class Op(IntEnum):
+    PRINT_JOB = 0x0002
+    PRINT_URI = 0x0003
+    VALIDATE_JOB = 0x0004
+    CREATE_JOB = 0x0005
+    SEND_DOCUMENT = 0x0006
+    SEND_URI = 0x0007
+    CANCEL_JOB = 0x0008
+    GET_JOB_ATTRIBUTES = 0x0009
+    GET_JOBS = 0x000A
+    GET_PRINTER_ATTRIBUTES = 0x000B
+    HOLD_JOB = 0x000C
+    RELEASE_JOB = 0x000D
+    RESTART_JOB = 0x000E
+    PAUSE_PRINTER = 0x0010
+    RESUME_PRINTER = 0x0011
+    PURGE_JOBS = 0x0012
+    SET_PRINTER_ATTRIBUTES = 0x0013
+    SET_JOB_ATTRIBUTES = 0x0014
+    GET_PRINTER_SUPPORTED_VALUES = 0x0015
+    CREATE_PRINTER_SUBSCRIPTIONS = 0x0016
+    CREATE_JOB_SUBSCRIPTIONS = 0x0017
+    GET_SUBSCRIPTION_ATTRIBUTES = 0x0018
+    GET_SUBSCRIPTIONS = 0x0019
+    RENEW_SUBSCRIPTION = 0x001A
+    CANCEL_SUBSCRIPTION = 0x001B
+    GET_NOTIFICATIONS = 0x001C
+    CANCEL_CURRENT_JOB = 0x002D
+    CLOSE_JOB = 0x003B
+    IDENTIFY_PRINTER = 0x003C
+    VALIDATE_DOCUMENT = 0x003D
+    CANCEL_MY_JOBS = 0x0039
+    RESUBMIT_JOB = 0x003A
+    CUPS_GET_DEFAULT = 0x4001
+    CUPS_GET_PRINTERS = 0x4002
+
+
+class Status(IntEnum):
+    OK = 0x0000
+    OK_IGNORED_OR_SUBSTITUTED = 0x0001
+    OK_CONFLICTING = 0x0002
+    BAD_REQUEST = 0x0400
+    FORBIDDEN = 0x0401
+    NOT_AUTHENTICATED = 0x0402
+    NOT_AUTHORIZED = 0x0403
+    NOT_POSSIBLE = 0x0404
+    TIMEOUT = 0x0405
+    NOT_FOUND = 0x0406
+    GONE = 0x0407
+    REQUEST_ENTITY_TOO_LARGE = 0x0408
+    REQUEST_VALUE_TOO_LONG = 0x0409
+    DOCUMENT_FORMAT_NOT_SUPPORTED = 0x040A
+    ATTRIBUTES_OR_VALUES_NOT_SUPPORTED = 0x040B
+    URI_SCHEME_NOT_SUPPORTED = 0x040C
+    CHARSET_NOT_SUPPORTED = 0x040D
+    CONFLICTING_ATTRIBUTES = 0x040E
+    COMPRESSION_NOT_SUPPORTED = 0x040F
+    COMPRESSION_ERROR = 0x0410
+    DOCUMENT_FORMAT_ERROR = 0x0411
+    DOCUMENT_ACCESS_ERROR = 0x0412
+    IGNORED_ALL_SUBSCRIPTIONS = 0x0414
+    TOO_MANY_SUBSCRIPTIONS = 0x0415
+    DOCUMENT_PASSWORD_ERROR = 0x0418
+    DOCUMENT_PERMISSION_ERROR = 0x0419
+    DOCUMENT_SECURITY_ERROR = 0x041A
+    DOCUMENT_UNPRINTABLE_ERROR = 0x041B
+    ACCOUNT_INFO_NEEDED = 0x041C
+    ACCOUNT_CLOSED = 0x041D
+    ACCOUNT_LIMIT_REACHED = 0x041E
+    ACCOUNT_AUTHORIZATION_FAILED = 0x041F
+    NOT_FETCHABLE = 0x0420
+    INTERNAL_ERROR = 0x0500
+    OPERATION_NOT_SUPPORTED = 0x0501
+    SERVICE_UNAVAILABLE = 0x0502
+    VERSION_NOT_SUPPORTED = 0x0503
+    DEVICE_ERROR = 0x0504
+    TEMPORARY_ERROR = 0x0505
+    NOT_ACCEPTING_JOBS = 0x0506
+    BUSY = 0x0507
+    JOB_CANCELED = 0x0508
+    MULTIPLE_DOCUMENT_JOBS_NOT_SUPPORTED = 0x0509
+    PRINTER_IS_DEACTIVATED = 0x050A
+    TOO_MANY_JOBS = 0x050B
+    TOO_MANY_DOCUMENTS = 0x050C
+
+    @property
+    def keyword(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+    def is_success(self) -> bool:
+        return self < 0x0100
+
+
+class JobState(IntEnum):
+    PENDING = 3
+    PENDING_HELD = 4
+    PROCESSING = 5
+    PROCESSING_STOPPED = 6
+    CANCELED = 7
+    ABORTED = 8
+    COMPLETED = 9
+
+    @property
+    def keyword(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+    @property
+    def is_final(self) -> bool:
+        return self >= JobState.CANCELED
+
+
+class PrinterState(IntEnum):
+    IDLE = 3
+    PROCESSING = 4
+    STOPPED = 5
+
+
+# Units for resolution values (RFC 8011 §5.1.16).
+DPI = 3
+DPCM = 4

@@ -1,0 +1,85 @@
+"""The spool job record: what the node knows about one job, durable in LMDB.
+
+Records are msgpack maps with a schema version ("v"); ``to_record``/``from_record``
+are the only place that knows the layout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ipp.model import JobState
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class Document:
+    number: int  # 1-based document-number
+    path: str  # spool file name, relative to the spool directory
+    format: str  # document-format as claimed (or detected) - MIME type
+    size: int  # bytes stored (after decompression)
+    name: str = ""  # document-name
+
+
+@dataclass(slots=True)
+class Delivery:
+    """Progress of handing the job to the upstream printer (exactly-once bookkeeping).
+
+    phase: "none" (not started), "creating" (upstream Create-Job/Print-Job sent, no
+    answer recorded yet), "sending" (upstream job known, data being sent),
+    "sent" (printer has the whole job; follow it to a final state), "done".
+    """
+
+    phase: str = "none"
+    upstream_job_id: int = 0
+    upstream_job_uri: str = ""
+    attempts: int = 0
+    last_error: str = ""
+    next_attempt: float = 0.0  # unix time before which no retry is made
+
+
+@dataclass(slots=True)
+class Job:
+    id: int
+    queue: str
+    uuid: str
+    user: str  # job-originating-user-name
+    name: str = ""  # job-name
+    host: str = ""  # job-originating-host-name
+    state: int = JobState.PENDING
+    state_reasons: list[str] = field(default_factory=lambda: ["none"])
+    state_message: str = ""
+    created: float = field(default_factory=time.time)
+    processing: float | None = None
+    completed: float | None = None
+    # job template and description attributes from the request, IPP-encoded
+    # (codec.encode_attributes) so that any value type round-trips exactly.
+    attributes: bytes = b""
+    documents: list[Document] = field(default_factory=list)
+    closed: bool = False  # no more documents will come (Print-Job, last-document, Close-Job)
+    delivery: Delivery = field(default_factory=Delivery)
+    impressions_completed: int = 0
+    k_octets: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later capabilities
+
+    @property
+    def is_final(self) -> bool:
+        return JobState(self.state).is_final
+
+    def to_record(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["v"] = SCHEMA_VERSION
+        return d
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> "Job":
+        rec = dict(rec)
+        v = rec.pop("v", SCHEMA_VERSION)
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"job record schema {v} is not {SCHEMA_VERSION}")
+        rec["documents"] = [Document(**d) for d in rec.get("documents", [])]
+        rec["delivery"] = Delivery(**rec.get("delivery", {}))
+        return cls(**rec)
