@@ -3,9 +3,18 @@
 Every error names the file, the key and the problem; unknown keys are errors.
 ``spoolproxy serve`` with no file uses the embedded defaults: a standalone node with
 one direct queue "demo" in front of a folder printer inside the state directory.
+
+Keys in messages are written the way the TOML file spells them
+(``queues.demo.printer``, ``queues."floor1.colour".mode``), one line per problem::
+
+    site.toml: ipp.port: must be less than or equal to 65535 (got 70000)
+    site.toml: queues.demo.colour: unknown key
 """
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -13,11 +22,22 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-PRINTER_SCHEMES = ("ipp", "http", "socket", "folder")
+PRINTER_SCHEMES = ("ipp", "ipps", "http", "socket", "folder")
+ENV_CONFIG = "SPOOLPROXY_CONFIG"  # default config file of the `spoolproxy` command
+# names inside the state directory that belong to the node itself
+RESERVED_STATE_NAMES = ("db", "spool")
 
 
 class ConfigError(Exception):
     """The configuration is unusable; the message names the file and key."""
+
+
+class _KeyError(ValueError):
+    """A whole-model check that knows which key is wrong (loc is relative to the model)."""
+
+    def __init__(self, key: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class _Section(BaseModel):
@@ -32,6 +52,19 @@ class NodeSettings(_Section):
     fsync: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir(cls, v: Path) -> Path:
+        if str(v) in ("", "."):
+            # "." would make the current directory the node's state (removing it resets the node)
+            raise ValueError("must name a directory of its own, e.g. spoolproxy-state")
+        return v
+
 
 class IppSettings(_Section):
     listen: str = "0.0.0.0"
@@ -41,6 +74,20 @@ class IppSettings(_Section):
     max_header_bytes: int = Field(1 << 20, ge=4096, description="largest IPP attribute section")
     max_job_bytes: int = Field(0, ge=0, description="largest document, 0 = no limit")
     idle_timeout: float = Field(60.0, gt=0, description="seconds a connection may stay silent")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        if not v or any(c.isspace() or c in "/[]" for c in v):
+            raise ValueError("must be an IP address or host name, e.g. 0.0.0.0, :: or 127.0.0.1")
+        return v
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, v: str | None) -> str | None:
+        if v is not None and (not v or any(c.isspace() or c in "/@?#" for c in v)):
+            raise ValueError("must be a bare host name, e.g. print.example.com (no scheme or path)")
+        return v
 
 
 class QueueSettings(_Section):
@@ -58,14 +105,26 @@ class QueueSettings(_Section):
     @field_validator("printer")
     @classmethod
     def _printer_uri(cls, v: str) -> str:
-        scheme = urlsplit(v).scheme
-        if scheme not in PRINTER_SCHEMES and scheme != "ipps":
+        try:
+            parts = urlsplit(v)
+            host, _ = parts.hostname, parts.port
+        except ValueError as e:  # bad port, bad IPv6 literal
+            why = str(e)
+            raise ValueError(f"not a valid printer URI: {why[:1].lower()}{why[1:]}") from None
+        scheme = parts.scheme
+        if scheme not in PRINTER_SCHEMES:
             raise ValueError(f"scheme {scheme or '(none)'!r} is not one of {', '.join(PRINTER_SCHEMES)}")
-        if scheme in ("ipp", "ipps", "http", "socket") and not urlsplit(v).hostname:
+        if scheme != "folder" and not host:
             raise ValueError("printer URI has no host")
         if scheme == "folder" and not v[len("folder:"):].lstrip("/"):
             raise ValueError("folder: needs a directory, e.g. folder:printed")
         return v
+
+    @model_validator(mode="after")
+    def _retry_order(self) -> "QueueSettings":
+        if self.retry_initial > self.retry_max:
+            raise _KeyError(("retry_initial",), f"must not be greater than retry_max ({self.retry_max:g})")
+        return self
 
 
 def _default_queues() -> dict[str, QueueSettings]:
@@ -78,19 +137,35 @@ class Settings(_Section):
     ipp: IppSettings = IppSettings()
     queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
 
-    @field_validator("queues")
-    @classmethod
-    def _queue_names(cls, v: dict[str, QueueSettings]) -> dict[str, QueueSettings]:
-        for name in v:
-            if not name or not all(c.isalnum() or c in "-_." for c in name):
-                raise ValueError(f"queue name {name!r} may only use letters, digits, '-', '_' and '.'")
-        return v
-
     @model_validator(mode="after")
-    def _one_default(self) -> "Settings":
+    def _queues(self) -> "Settings":
+        for name in self.queues:
+            if not name or not all(c.isalnum() or c in "-_." for c in name):
+                raise _KeyError(("queues", name),
+                                "queue name may only use letters, digits, '-', '_' and '.'")
         defaults = [n for n, q in self.queues.items() if q.default]
         if len(defaults) > 1:
-            raise ValueError(f"only one queue may be default, not {', '.join(defaults)}")
+            others = ", ".join(_key_str(("queues", n, "default")) for n in defaults[:-1])
+            raise _KeyError(("queues", defaults[-1], "default"),
+                            f"only one queue may be the default ({others} is also true)")
+        state = _absolute(self.node.state_dir)
+        seen: dict[Path, str] = {}
+        for name, q in self.queues.items():
+            if not q.printer.startswith("folder:"):
+                continue
+            folder = _absolute(self.folder_path(name))
+            if folder == state or any(folder == state / r or (state / r) in folder.parents
+                                      for r in RESERVED_STATE_NAMES):
+                raise _KeyError(("queues", name, "printer"),
+                                f"folder {folder} would mix printed files with the node's own (the state "
+                                f"directory itself and its {' and '.join(RESERVED_STATE_NAMES)}); "
+                                "use another folder, e.g. folder:printed")
+            other = seen.get(folder)
+            if other is not None:
+                raise _KeyError(("queues", name, "printer"),
+                                f"folder {folder} is also the folder of queue {other!r}; "
+                                "each folder printer needs a directory of its own")
+            seen[folder] = name
         return self
 
     @property
@@ -106,14 +181,80 @@ class Settings(_Section):
         p = Path(rest[2:] if rest.startswith("//") else rest)  # folder:///abs, folder:/abs, folder:rel
         return p if p.is_absolute() else self.node.state_dir / p
 
+    @property
+    def public_host(self) -> str:
+        """Host name for the URLs a client uses: ipp.hostname, else this machine's
+        name when listening on every address, else the listen address."""
+        if self.ipp.hostname:
+            return self.ipp.hostname
+        if self.ipp.listen in ("0.0.0.0", "::", "*"):
+            import socket
+            return socket.gethostname() or "localhost"
+        return _url_host(self.ipp.listen)
+
+    @property
+    def local_host(self) -> str:
+        """Address a process on this machine connects to, to reach the IPP listener."""
+        if self.ipp.listen in ("0.0.0.0", "*"):
+            return "127.0.0.1"
+        if self.ipp.listen == "::":
+            return "::1"
+        return self.ipp.listen
+
+    def queue_uri(self, queue: str, host: str | None = None) -> str:
+        """The printer URI a client prints to: ipp://HOST:PORT/ipp/print/QUEUE."""
+        return f"ipp://{_url_host(host or self.public_host)}:{self.ipp.port}/ipp/print/{queue}"
+
+
+def _url_host(host: str) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host
+
+
+def _absolute(p: Path) -> Path:
+    return Path(os.path.normpath(os.path.abspath(p)))
+
+
+def _key_str(loc: tuple[Any, ...]) -> str:
+    """A key path as TOML writes it: queues.demo.mode, queues."a.b".mode."""
+    out = []
+    for part in loc:
+        s = str(part)
+        bare = s and all(c.isascii() and (c.isalnum() or c in "-_") for c in s)
+        out.append(s if bare else json.dumps(s, ensure_ascii=False))
+    return ".".join(out)
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "model_type": "must be a table (a [section] or {...})",
+    "model_attributes_type": "must be a table (a [section] or {...})",
+    "dict_type": "must be a table (a [section] or {...})",
+}
+
 
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+        loc = tuple(e["loc"])
+        exc = (e.get("ctx") or {}).get("error")
+        if isinstance(exc, _KeyError):
+            loc = loc + exc.key
+        key = _key_str(loc) or "(top level)"
+        msg = _MESSAGES.get(e["type"])
+        if msg is None:
+            msg = e["msg"].removeprefix("Value error, ")
+            if msg.startswith("Input should be "):
+                msg = "must be " + msg.removeprefix("Input should be ")
+            inp = e.get("input")
+            if isinstance(inp, (str, int, float, bool)) and e["type"] != "value_error":
+                shown = repr(inp)
+                msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)
 
@@ -125,9 +266,17 @@ def from_mapping(data: dict[str, Any], source: str = "<config>") -> Settings:
         raise ConfigError(_format_errors(e, source)) from None
 
 
+def default_path() -> Path | None:
+    """The config file the command uses when none is given: $SPOOLPROXY_CONFIG, or
+    None (the embedded defaults)."""
+    env = os.environ.get(ENV_CONFIG, "").strip()
+    return Path(env) if env else None
+
+
 def load(path: Path | str | None = None, *, overrides: dict[str, Any] | None = None) -> Settings:
     """Read and validate a TOML file (None: embedded defaults). ``overrides`` are
-    section -> {key: value} applied on top (command-line options)."""
+    section -> {key: value} applied on top (command-line options); None values are
+    left out, so an option that was not given does not override the file."""
     data: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
@@ -137,8 +286,19 @@ def load(path: Path | str | None = None, *, overrides: dict[str, Any] | None = N
                 data = tomllib.load(f)
         except FileNotFoundError:
             raise ConfigError(f"{source}: file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{source}: is a directory, not a config file") from None
+        except OSError as e:
+            raise ConfigError(f"{source}: cannot read: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{source}: not valid TOML: not UTF-8 text (byte {e.start})") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{source}: not valid TOML: {e}") from None
     for section, values in (overrides or {}).items():
-        data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            continue
+        current = data.setdefault(section, {})
+        if isinstance(current, dict):  # otherwise validation reports the section itself
+            current.update(given)
     return from_mapping(data, source)

@@ -1,0 +1,95 @@
+"""Builds a node and runs every service in one trio nursery.
+
+Structured concurrency: the database writer, upstream delivery, the IPP printer
+service and the IPP listener are tasks of one nursery, so none outlives the node and
+a crashed task takes the node down loudly. SIGINT/SIGTERM cancel it cleanly.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from .config import Settings
+
+log = logging.getLogger("spoolproxy.node")
+
+
+@dataclass
+class NodeInfo:
+    """What a started node reports (tests and the CLI use the real ports)."""
+
+    ipp_port: int
+    state_dir: Path
+    queues: dict[str, str] = field(default_factory=dict)  # name -> client URI
+    recovered: int = 0
+
+
+def _url_host(listen: str, configured: str | None) -> str:
+    if configured:
+        return configured
+    if listen in ("0.0.0.0", "::", ""):
+        return socket.gethostname()
+    return f"[{listen}]" if ":" in listen else listen
+
+
+async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    from . import pdl
+    from .db import Database
+    from .ipp.operations import PrinterService
+    from .ipp.server import IppServer
+    from .spool import JobStore
+    from .upstream import Upstream
+
+    state_dir = settings.node.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    started = time.time()
+    with Database(state_dir / "db", sync=settings.node.fsync) as db:
+        store = JobStore(db, state_dir / "spool", fsync=settings.node.fsync)
+        recovered = store.recover()
+        if recovered:
+            log.info("recovered %d unfinished job(s) from %s", len(recovered), state_dir)
+        upstream = Upstream(settings, store)
+        service = PrinterService(settings, store, upstream, started=started, detect=pdl.detect)
+        server = IppServer(settings, service)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(db.run)
+            await nursery.start(service.run)
+            await nursery.start(upstream.run)
+            nursery.start_soon(store.run_purger, settings.node.job_history)
+            listeners = await nursery.start(server.serve)
+            port = listeners[0].socket.getsockname()[1]
+            host = _url_host(settings.ipp.listen, settings.ipp.hostname)
+            info = NodeInfo(ipp_port=port, state_dir=state_dir, recovered=len(recovered))
+            log.info("%s node %r, state in %s", settings.node.role, settings.node.name, state_dir.resolve())
+            for name, q in settings.queues.items():
+                uri = f"ipp://{host}:{port}/ipp/print/{name}"
+                info.queues[name] = uri
+                log.info("IPP queue %-12s %s -> %s (%s)%s", name, uri, q.printer, q.mode,
+                         " [default]" if name == settings.default_queue else "")
+            task_status.started(info)
+
+
+def serve(settings: Settings) -> None:
+    """Run a node until SIGINT or SIGTERM (blocking)."""
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            async def stop_on_signal() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        log.info("stopping on %s", signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+                        return
+
+            nursery.start_soon(stop_on_signal)
+            await nursery.start(run_node, settings)
+
+    trio.run(main)
+    log.info("stopped (pid %d)", os.getpid())

@@ -1,0 +1,381 @@
+"""The node database: one LMDB environment, named tables, msgpack values.
+
+Reads (:meth:`Database.get`, :meth:`Database.scan`, :meth:`Database.last`) run inline
+on the caller's thread in their own read transaction; they cost microseconds and
+never wait for a writer (LMDB is MVCC).
+
+Writes go through :meth:`Database.write`. While the writer task (:meth:`Database.run`)
+is running, every caller's operations are queued to it; it takes everything that
+queued up while the previous commit was in flight and applies it in ONE write
+transaction (group commit), commits it in a worker thread (with ``sync`` that is an
+fsync), and only then wakes the callers. Callers' writes are applied in the order
+``write`` was called, so two saves of the same record never land out of order.
+Without the writer task (CLI tools, tests) ``write`` commits by itself, still in a
+thread and still in call order.
+
+Values are msgpack (bin type for ``bytes``, str for ``str``). Keys are bytes; ids
+are 8-byte big-endian (:func:`u64_key`) so that a scan returns them in numeric order.
+
+The environment may be opened by other processes at the same time (the
+``spoolproxy jobs`` CLI while the node runs): pass ``readonly=True`` there. LMDB
+forbids opening the same environment twice in ONE process; close it first.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import lmdb
+import msgpack
+import trio
+
+# Named sub-databases ("tables"). Adding a table is one line here; existing
+# environments get it created at the next (read-write) open.
+TABLES: tuple[str, ...] = (
+    "meta",
+    "jobs",
+)
+MAX_DBS = 64  # room for later tables without touching existing environments
+
+_SCAN_CHUNK = 512  # records read per read transaction while scanning
+
+
+class DatabaseError(Exception):
+    """The node database failed (the message says how); nothing of the failed
+    write was applied."""
+
+
+class DatabaseClosed(DatabaseError):
+    """The database has been closed."""
+
+
+class DatabaseFull(DatabaseError):
+    """The LMDB map is full: raise map_size (the data file is sparse, so a large
+    map costs nothing until used)."""
+
+
+Op = tuple[str, bytes, Any]  # (table, key, value); value None deletes the key
+
+
+def pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(data: bytes | memoryview) -> Any:
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def u64_key(n: int) -> bytes:
+    """8-byte big-endian key: keys sort like the numbers."""
+    return n.to_bytes(8, "big")
+
+
+def key_u64(key: bytes) -> int:
+    return int.from_bytes(key, "big")
+
+
+job_key = u64_key
+key_job_id = key_u64
+
+
+def _successor(prefix: bytes) -> bytes | None:
+    """Smallest key greater than every key starting with prefix (None: no such key)."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)
+
+
+@dataclass
+class DbStats:
+    commits: int = 0  # write transactions committed
+    requests: int = 0  # write() / write_now() calls committed
+    ops: int = 0  # puts and deletes committed
+
+
+@dataclass(eq=False)
+class _Request:
+    ops: list[tuple[Any, bytes, bytes | None]]
+    done: trio.Event = field(default_factory=trio.Event)
+    error: BaseException | None = None
+
+
+class Database:
+    def __init__(self, path: Path | str, *, map_size: int = 1 << 34, sync: bool = True,
+                 readonly: bool = False, tables: tuple[str, ...] = TABLES):
+        self.path = Path(path)
+        self.readonly = readonly
+        self.stats = DbStats()
+        if not readonly:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        elif not (self.path / "data.mdb").exists():
+            raise DatabaseError(f"{self.path}: no database here")
+        try:
+            self._env: lmdb.Environment | None = lmdb.open(
+                str(self.path), map_size=map_size, subdir=True, readonly=readonly,
+                sync=sync, metasync=sync, mode=0o600, max_dbs=MAX_DBS, lock=True,
+                create=not readonly, max_spare_txns=4)
+        except lmdb.Error as e:
+            raise DatabaseError(f"{self.path}: cannot open database: {e}") from e
+        self._dbs: dict[str, Any] = {}
+        try:
+            if readonly:
+                for name in tables:
+                    try:
+                        self._dbs[name] = self._env.open_db(name.encode(), create=False)
+                    except lmdb.NotFoundError:
+                        self._dbs[name] = None  # table not created yet: reads as empty
+            else:
+                with self._env.begin(write=True) as txn:
+                    for name in tables:
+                        self._dbs[name] = self._env.open_db(name.encode(), txn=txn, create=True)
+        except lmdb.Error as e:
+            self._env.close()
+            raise DatabaseError(f"{self.path}: cannot open tables: {e}") from e
+        self._max_key = self._env.max_key_size()
+        # _wlock: one write transaction at a time from this process (LMDB's own lock
+        # would block too, but write transactions must begin and end on one thread).
+        self._wlock = threading.Lock()
+        # _order: FIFO lock that keeps commits in call order; the writer task holds
+        # it for its whole life, direct writers take it per write.
+        self._order = trio.Lock()
+        self._limiter = trio.CapacityLimiter(1)
+        self._queue: trio.MemorySendChannel[_Request] | None = None
+
+    # ---- life cycle ------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._wlock:
+            if self._env is not None:
+                self._env.close()
+                self._env = None
+
+    @property
+    def closed(self) -> bool:
+        return self._env is None
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sync(self) -> None:
+        """Flush to disk (only useful when opened with sync=False)."""
+        self._live().sync(True)
+
+    @property
+    def writer_running(self) -> bool:
+        return self._queue is not None
+
+    def _live(self) -> lmdb.Environment:
+        if self._env is None:
+            raise DatabaseClosed(f"{self.path}: database is closed")
+        return self._env
+
+    def _table(self, table: str) -> Any:
+        try:
+            return self._dbs[table]
+        except KeyError:
+            raise KeyError(f"no table {table!r} (tables: {', '.join(self._dbs)})") from None
+
+    # ---- reads (inline) --------------------------------------------------------
+
+    def get(self, table: str, key: bytes) -> Any | None:
+        db = self._table(table)
+        env = self._live()
+        if db is None:
+            return None
+        with env.begin(db=db, buffers=True) as txn:
+            raw = txn.get(key)
+            return None if raw is None else unpack(raw)
+
+    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
+        """(key, value) for every key starting with prefix, in key order.
+
+        Reads in chunks, each in its own short read transaction, so a slow consumer
+        never pins old pages; a record written during the scan may or may not be seen.
+        """
+        db = self._table(table)
+        if db is None:
+            self._live()
+            return
+        pos = prefix
+        while True:
+            chunk: list[tuple[bytes, Any]] = []
+            done = False
+            with self._live().begin(db=db, buffers=True) as txn:
+                cur = txn.cursor()
+                ok = cur.set_range(pos)
+                while ok:
+                    k = bytes(cur.key())
+                    if not k.startswith(prefix):
+                        done = True
+                        break
+                    chunk.append((k, unpack(cur.value())))
+                    if len(chunk) >= _SCAN_CHUNK:
+                        break
+                    ok = cur.next()
+                else:
+                    done = True
+            yield from chunk
+            if done or not chunk:
+                return
+            pos = chunk[-1][0] + b"\x00"
+
+    def last(self, table: str, prefix: bytes = b"") -> tuple[bytes, Any] | None:
+        """The record with the greatest key starting with prefix, or None."""
+        db = self._table(table)
+        env = self._live()
+        if db is None:
+            return None
+        with env.begin(db=db, buffers=True) as txn:
+            cur = txn.cursor()
+            succ = _successor(prefix)
+            if succ is None:
+                ok = cur.last()
+            elif cur.set_range(succ):
+                ok = cur.prev()
+            else:
+                ok = cur.last()
+            if not ok:
+                return None
+            k = bytes(cur.key())
+            if not k.startswith(prefix):
+                return None
+            return k, unpack(cur.value())
+
+    def count(self, table: str) -> int:
+        db = self._table(table)
+        env = self._live()
+        if db is None:
+            return 0
+        with env.begin() as txn:
+            return txn.stat(db)["entries"]
+
+    # ---- writes ----------------------------------------------------------------
+
+    def _prepare(self, ops: list[Op]) -> list[tuple[Any, bytes, bytes | None]]:
+        """Validate and pack now, in the caller, so that (a) a bad value fails only
+        its caller and (b) the value is snapshotted at the moment write() is called."""
+        if self.readonly:
+            raise DatabaseError(f"{self.path}: opened read-only")
+        self._live()
+        out = []
+        for table, key, value in ops:
+            db = self._table(table)
+            if not isinstance(key, bytes) or not 0 < len(key) <= self._max_key:
+                raise ValueError(f"key must be 1..{self._max_key} bytes, not {key!r:.80}")
+            out.append((db, key, None if value is None else pack(value)))
+        return out
+
+    def _commit(self, groups: list[list[tuple[Any, bytes, bytes | None]]]) -> None:
+        """Apply groups in one write transaction (runs in a worker thread)."""
+        with self._wlock:
+            env = self._live()
+            n = 0
+            try:
+                with env.begin(write=True) as txn:
+                    for ops in groups:
+                        for db, key, value in ops:
+                            if value is None:
+                                txn.delete(key, db=db)
+                            else:
+                                txn.put(key, value, db=db)
+                            n += 1
+            except lmdb.MapFullError as e:
+                raise DatabaseFull(f"{self.path}: database map is full ({env.info()['map_size']} bytes)") from e
+            except lmdb.Error as e:
+                raise DatabaseError(f"{self.path}: write failed: {e}") from e
+            self.stats.commits += 1
+            self.stats.requests += len(groups)
+            self.stats.ops += n
+
+    def write_now(self, ops: list[Op]) -> None:
+        """Commit synchronously on this thread (CLI tools, startup). Bypasses the
+        writer's queue: do not mix with concurrent write() calls on the same keys."""
+        prepared = self._prepare(ops)
+        if prepared:
+            self._commit([prepared])
+
+    async def write(self, ops: list[Op]) -> None:
+        """Apply ops atomically and durably; returns once committed.
+
+        If the caller is cancelled while waiting, the write may still be applied.
+        """
+        prepared = self._prepare(ops)  # no checkpoint before this: snapshot semantics
+        if not prepared:
+            await trio.lowlevel.checkpoint()
+            return
+        queue = self._queue
+        if queue is not None:
+            req = _Request(prepared)
+            queue.send_nowait(req)
+            await req.done.wait()
+            if req.error is not None:
+                raise req.error
+            return
+        async with self._order:
+            await trio.to_thread.run_sync(self._commit, [prepared], limiter=self._limiter)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer task: ``await nursery.start(db.run)``. On cancellation it
+        finishes the batch in flight, commits whatever was already queued, and exits."""
+        if self._queue is not None:
+            raise RuntimeError("the database writer is already running")
+        self._live()
+        send, recv = trio.open_memory_channel[_Request](math.inf)
+        self._queue = send  # from now on write() queues (before any checkpoint)
+        held = False
+        try:
+            await self._order.acquire()  # let direct writes called earlier finish first
+            held = True
+            task_status.started()
+            while True:
+                batch = [await recv.receive()]
+                while True:
+                    try:
+                        batch.append(recv.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                with trio.CancelScope(shield=True):
+                    await self._commit_requests(batch)
+        finally:
+            self._queue = None  # later write() calls commit directly
+            leftovers: list[_Request] = []
+            while True:
+                try:
+                    leftovers.append(recv.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            with trio.CancelScope(shield=True):
+                if leftovers:
+                    if not held:
+                        await self._order.acquire()
+                        held = True
+                    await self._commit_requests(leftovers)
+            if held:
+                self._order.release()
+
+    async def _commit_requests(self, batch: list[_Request]) -> None:
+        try:
+            await trio.to_thread.run_sync(self._commit, [r.ops for r in batch],
+                                          limiter=self._limiter)
+        except Exception as e:
+            if len(batch) == 1:
+                batch[0].error = e
+            else:
+                # Isolate: retry each request alone so that only the culprit fails.
+                for r in batch:
+                    try:
+                        await trio.to_thread.run_sync(self._commit, [r.ops], limiter=self._limiter)
+                    except Exception as e1:
+                        r.error = e1
+        for r in batch:
+            r.done.set()

@@ -1,0 +1,463 @@
+"""The durable job spool: job records in LMDB, document bytes in spool files.
+
+Every job record lives in memory (one :class:`Job` object per job, shared by every
+task) and in the "jobs" table; the store is the only writer of that table. Mutate a
+Job, then ``await store.save(job)``: when save returns, that state is on disk.
+
+Durability before acknowledgement: :meth:`JobStore.spool_document` returns only
+after the file and its directory entry are fsynced; :meth:`JobStore.save` returns
+only after the record is committed. A protocol server acknowledges a job after both.
+
+Spool files are named ``d-<uuid hex>``, created 0600 with O_EXCL, and are immutable
+once a record refers to them (recovery checks their size). Files that no record
+refers to are removed by :meth:`JobStore.recover` at the next start.
+
+Job ids are allocated from a counter that is persisted (meta "next_id") in the same
+transaction as every save and delete, so an id that was ever persisted is never
+handed out again, even after the job was deleted or purged.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import AsyncIterable, BinaryIO, Iterable
+
+import trio
+from sortedcontainers import SortedDict
+
+from ..db import Database, DatabaseError, job_key, key_job_id
+from ..ipp.model import JobState
+from .errors import (CorruptRecord, DocumentMissing, DocumentTooLarge, JobNotFound, SpoolError,
+                     SpoolFull)
+from .job import Document, Job
+
+log = logging.getLogger("spoolproxy.spool")
+
+JOBS = "jobs"
+META = "meta"
+NEXT_ID_KEY = b"next_id"
+MAX_JOB_ID = 2**31 - 1  # IPP integer (job-id is 1:MAX)
+FILE_PREFIX = "d-"
+FLUSH_BYTES = 1 << 20  # spool_document hands the disk this much per thread hop
+PURGE_BATCH = 1000
+WHICH = ("not-completed", "completed", "all")
+
+
+def _raise_spool_os_error(e: OSError, what: str) -> None:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise SpoolFull(f"spool directory is full: {what}: {e.strerror}") from e
+    raise SpoolError(f"{what}: {e}") from e
+
+
+def _write_all(fd: int, bufs: list[bytes]) -> None:
+    data = bufs[0] if len(bufs) == 1 else b"".join(bufs)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_dir(path: Path) -> None:
+    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class JobStore:
+    def __init__(self, db: Database, spool_dir: Path | str, *, fsync: bool = True):
+        self.db = db
+        self.spool_dir = Path(spool_dir).absolute()
+        self.fsync = fsync
+        self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._jobs: SortedDict = SortedDict()  # id -> Job, every registered job
+        self._active: SortedDict = SortedDict()  # id -> Job, non-final when last indexed
+        self._by_queue: dict[str, SortedDict] = {}
+        self._active_by_queue: dict[str, SortedDict] = {}
+        self._indexed: dict[int, tuple[str, bool]] = {}  # id -> (queue, active) as indexed
+        self._persisted: set[int] = set()  # ids with a committed record
+        self._spooling: set[str] = set()  # spool files being written right now
+        self._waiters: dict[str | None, trio.Event] = {}
+        self._next_id = 1
+        self._load()
+
+    # ---- loading and indexing --------------------------------------------------
+
+    def _load(self) -> None:
+        highest = 0
+        for key, rec in self.db.scan(JOBS):
+            job_id = key_job_id(key)
+            try:
+                job = Job.from_record(rec)
+            except (TypeError, ValueError, KeyError) as e:
+                raise CorruptRecord(f"job record {job_id} in {self.db.path}: {e}") from e
+            if job.id != job_id:
+                raise CorruptRecord(f"job record under key {job_id} says id {job.id}")
+            self._register(job)
+            self._persisted.add(job_id)
+            highest = job_id
+        stored = self.db.get(META, NEXT_ID_KEY) or 1
+        self._next_id = max(int(stored), highest + 1, 1)
+
+    def _register(self, job: Job) -> None:
+        self._jobs[job.id] = job
+        self._index(job)
+
+    def _unregister(self, job: Job) -> None:
+        self._jobs.pop(job.id, None)
+        self._unindex(job.id)
+        self._persisted.discard(job.id)
+
+    def _index(self, job: Job) -> None:
+        want = (job.queue, not job.is_final)
+        have = self._indexed.get(job.id)
+        if have == want:
+            return
+        if have is not None:
+            self._unindex(job.id)
+        queue, active = want
+        self._by_queue.setdefault(queue, SortedDict())[job.id] = job
+        if active:
+            self._active[job.id] = job
+            self._active_by_queue.setdefault(queue, SortedDict())[job.id] = job
+        self._indexed[job.id] = want
+
+    def _unindex(self, job_id: int) -> None:
+        have = self._indexed.pop(job_id, None)
+        if have is None:
+            return
+        queue, active = have
+        self._by_queue[queue].pop(job_id, None)
+        if active:
+            self._active.pop(job_id, None)
+            self._active_by_queue[queue].pop(job_id, None)
+
+    # ---- reads (inline) --------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @property
+    def next_id(self) -> int:
+        return self._next_id
+
+    def get(self, job_id: int) -> Job | None:
+        """The job with this id (also one created by new_job and not saved yet)."""
+        return self._jobs.get(job_id)
+
+    def jobs(self, queue: str | None = None, *, which: str = "not-completed",
+             user: str | None = None) -> list[Job]:
+        """Saved jobs, id order. which: "not-completed" (pending, held, processing,
+        stopped), "completed" (canceled, aborted, completed) or "all"."""
+        if which == "not-completed":
+            src = self._active if queue is None else self._active_by_queue.get(queue, {})
+        elif which in ("completed", "all"):
+            src = self._jobs if queue is None else self._by_queue.get(queue, {})
+        else:
+            raise ValueError(f"which must be one of {', '.join(WHICH)}, not {which!r}")
+        persisted = self._persisted
+        out = []
+        for job in src.values():
+            if job.id not in persisted or (user is not None and job.user != user):
+                continue
+            if which == "all" or job.is_final == (which == "completed"):
+                out.append(job)
+        return out
+
+    def deliverable(self, queue: str) -> list[Job]:
+        """Saved jobs of queue that are pending and closed, id order."""
+        persisted = self._persisted
+        return [j for j in self._active_by_queue.get(queue, {}).values()
+                if j.state == JobState.PENDING and j.closed and j.id in persisted]
+
+    # ---- change notification ---------------------------------------------------
+
+    def notify(self, queue: str | None = None) -> None:
+        """Wake wait_changed(queue) and wait_changed(None). save/delete call it."""
+        for key in {queue, None}:
+            ev = self._waiters.pop(key, None)
+            if ev is not None:
+                ev.set()
+
+    async def wait_changed(self, queue: str | None = None) -> None:
+        """Sleep until a job of queue (None: any) has been saved, deleted or
+        notify()'d. Check deliverable() first, then wait: nothing is missed."""
+        ev = self._waiters.get(queue)
+        if ev is None:
+            ev = self._waiters[queue] = trio.Event()
+        await ev.wait()
+
+    # ---- creating and saving jobs ----------------------------------------------
+
+    def new_job(self, **fields) -> Job:
+        """A new job with the next id and a fresh urn:uuid, registered in memory
+        only: save() makes it durable (and visible in jobs()/deliverable()).
+        queue and user are required."""
+        if "id" in fields:
+            raise TypeError("new_job allocates the id itself")
+        job_id = self._next_id
+        if job_id > MAX_JOB_ID:
+            raise SpoolError("job ids are exhausted (2**31-1)")
+        fields.setdefault("uuid", f"urn:uuid:{uuid.uuid4()}")
+        job = Job(id=job_id, **fields)
+        self._next_id = job_id + 1
+        self._register(job)
+        return job
+
+    @staticmethod
+    def add_document(job: Job, name: str, size: int, format: str, *, doc_name: str = "") -> Document:
+        """Append a spooled file to job.documents (numbered 1, 2, ...); save() after."""
+        doc = Document(number=len(job.documents) + 1, path=name, format=format, size=size,
+                       name=doc_name)
+        job.documents.append(doc)
+        return doc
+
+    async def save(self, job: Job) -> None:
+        """Commit the job's current state durably (snapshot taken at the call)."""
+        await self.save_many([job])
+
+    async def save_many(self, jobs: Iterable[Job]) -> None:
+        """Commit several jobs in one transaction (all or nothing)."""
+        jobs = list(jobs)
+        ops = []
+        for job in jobs:
+            if self._jobs.get(job.id) is not job:
+                raise JobNotFound(job.id)
+            ops.append((JOBS, job_key(job.id), job.to_record()))
+            self._index(job)
+        if not jobs:
+            await trio.lowlevel.checkpoint()
+            return
+        pass  # MUTATION
+        try:
+            await self.db.write(ops)
+        except DatabaseError as e:
+            raise SpoolError(f"cannot save job {', '.join(str(j.id) for j in jobs)}: {e}") from e
+        for job in jobs:
+            if self._jobs.get(job.id) is job:
+                self._persisted.add(job.id)
+        for queue in {j.queue for j in jobs}:
+            self.notify(queue)
+
+    async def delete(self, job: Job) -> None:
+        """Remove the job's record, then its spool files."""
+        if self._jobs.get(job.id) is not job:
+            raise JobNotFound(job.id)
+        was_persisted = job.id in self._persisted
+        self._unregister(job)  # a save() racing with us now fails instead of resurrecting it
+        try:
+            await self.db.write([(JOBS, job_key(job.id), None)])
+        except Exception as e:
+            # not committed (a failed write applies nothing): put it back
+            self._register(job)
+            if was_persisted:
+                self._persisted.add(job.id)
+            if isinstance(e, DatabaseError):
+                raise SpoolError(f"cannot delete job {job.id}: {e}") from e
+            raise
+        self.notify(job.queue)
+        await self._remove_files([d.path for d in job.documents])
+
+    def discard(self, job: Job) -> None:
+        """Forget a job that was never saved (e.g. its upload failed) and remove its
+        files; synchronous so it can run in a cancelled error path."""
+        if self._jobs.get(job.id) is not job:
+            raise JobNotFound(job.id)
+        if job.id in self._persisted:
+            raise SpoolError(f"job {job.id} has been saved: delete() it instead")
+        self._unregister(job)
+        for d in job.documents:
+            self.discard_file(d.path)
+
+    def discard_file(self, name: str) -> None:
+        """Remove a spool file no saved job refers to (synchronous)."""
+        _unlink_quiet(self.path(name))
+
+    # ---- documents -------------------------------------------------------------
+
+    def path(self, doc_or_name: Document | str) -> Path:
+        name = doc_or_name.path if isinstance(doc_or_name, Document) else doc_or_name
+        if not name or "/" in name or "\0" in name or name in (".", ".."):
+            raise SpoolError(f"bad spool file name {name!r}")
+        return self.spool_dir / name
+
+    def open_document(self, doc: Document | str) -> BinaryIO:
+        """The spool file, opened for reading (blocking file: read it in a thread,
+        or wrap it with trio.wrap_file)."""
+        p = self.path(doc)
+        try:
+            return open(p, "rb")
+        except FileNotFoundError:
+            raise DocumentMissing(p.name) from None
+
+    async def spool_document(self, chunks: AsyncIterable[bytes], *, max_bytes: int = 0) -> tuple[str, int]:
+        """Stream chunks into a new spool file; returns (file name, size) once the
+        file and its directory entry are on disk. Memory use is flat (~1 MiB).
+
+        On any error (the iterator's own, DocumentTooLarge, SpoolFull, SpoolError)
+        or cancellation the partial file is removed and the error propagates.
+        """
+        name = f"{FILE_PREFIX}{uuid.uuid4().hex}"
+        path = self.spool_dir / name
+        self._spooling.add(name)
+        fd = -1
+        try:
+            try:
+                fd = await trio.to_thread.run_sync(
+                    os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except OSError as e:
+                _raise_spool_os_error(e, f"cannot create {path}")
+            size = 0
+            buf: list[bytes] = []
+            buffered = 0
+            async for chunk in chunks:
+                n = len(chunk)
+                if not n:
+                    continue
+                size += n
+                if max_bytes and size > max_bytes:
+                    raise DocumentTooLarge(max_bytes)
+                # copy buffers the producer might reuse; bytes are immutable
+                buf.append(chunk if type(chunk) is bytes else bytes(chunk))
+                buffered += n
+                if buffered >= FLUSH_BYTES:
+                    try:
+                        await trio.to_thread.run_sync(_write_all, fd, buf)
+                    except OSError as e:
+                        _raise_spool_os_error(e, f"cannot write {path}")
+                    buf = []
+                    buffered = 0
+            last_fd, fd = fd, -1  # _finish_file closes it, whatever happens
+            try:
+                await trio.to_thread.run_sync(self._finish_file, last_fd, buf)
+            except OSError as e:
+                _raise_spool_os_error(e, f"cannot write {path}")
+            return name, size
+        except BaseException:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            _unlink_quiet(path)
+            raise
+        finally:
+            self._spooling.discard(name)
+
+    def _finish_file(self, fd: int, buf: list[bytes]) -> None:
+        try:
+            if buf:
+                _write_all(fd, buf)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if self.fsync:
+            _fsync_dir(self.spool_dir)
+
+    async def _remove_files(self, names: list[str]) -> None:
+        if names:
+            paths = [self.path(n) for n in names]
+            await trio.to_thread.run_sync(lambda: [_unlink_quiet(p) for p in paths])
+
+    # ---- recovery and purging --------------------------------------------------
+
+    def recover(self) -> list[Job]:
+        """Startup: remove spool files no job refers to (streamed, never
+        acknowledged), abort non-final jobs whose files are missing or truncated,
+        and return the remaining non-final jobs in id order. Call it before any
+        server accepts jobs. Jobs in PROCESSING stay as they are: the upstream layer
+        decides from job.delivery.phase."""
+        referenced = {d.path for job in self._jobs.values() for d in job.documents}
+        orphans = 0
+        with os.scandir(self.spool_dir) as it:
+            for entry in it:
+                if (entry.name.startswith(FILE_PREFIX) and entry.name not in referenced
+                        and entry.name not in self._spooling and entry.is_file(follow_symlinks=False)):
+                    _unlink_quiet(Path(entry.path))
+                    orphans += 1
+        if orphans:
+            log.info("removed %d spool file(s) of jobs never acknowledged", orphans)
+        broken: list[Job] = []
+        now = time.time()
+        for job in self._active.values():
+            if job.is_final or job.id not in self._persisted:
+                continue
+            problems = []
+            for d in job.documents:
+                try:
+                    st = os.stat(self.path(d))
+                except FileNotFoundError:
+                    problems.append(f"{d.path} is missing")
+                    continue
+                if st.st_size != d.size:
+                    problems.append(f"{d.path} has {st.st_size} bytes, not {d.size}")
+            if problems:
+                job.state = JobState.ABORTED
+                job.state_reasons = ["document-unprintable-error"]
+                job.state_message = "spool file " + "; ".join(problems)
+                job.completed = now
+                broken.append(job)
+                log.error("job %d aborted at recovery: %s", job.id, job.state_message)
+        if broken:
+            self.db.write_now([(JOBS, job_key(j.id), j.to_record()) for j in broken]
+                              )
+            for job in broken:
+                self._index(job)
+        return [j for j in self._active.values() if not j.is_final and j.id in self._persisted]
+
+    async def purge(self, now: float, history: float) -> int:
+        """Delete final jobs that completed more than history seconds before now,
+        with their files. Returns how many."""
+        cutoff = now - history
+        victims = []
+        for i, job in enumerate(list(self._jobs.values())):
+            if i % 4096 == 4095:
+                await trio.lowlevel.checkpoint()
+            if (job.is_final and job.id in self._persisted and self._jobs.get(job.id) is job
+                    and (job.completed if job.completed is not None else job.created) < cutoff):
+                victims.append(job)
+        count = 0
+        for start in range(0, len(victims), PURGE_BATCH):
+            batch = [j for j in victims[start:start + PURGE_BATCH] if self._jobs.get(j.id) is j]
+            if not batch:
+                continue
+            for job in batch:
+                self._unregister(job)
+            try:
+                await self.db.write([(JOBS, job_key(j.id), None) for j in batch]
+                                    )
+            except Exception:
+                for job in batch:
+                    self._register(job)
+                    self._persisted.add(job.id)
+                raise
+            count += len(batch)
+            for queue in {j.queue for j in batch}:
+                self.notify(queue)
+            await self._remove_files([d.path for j in batch for d in j.documents])
+        if count:
+            log.info("purged %d finished job(s) older than %gs", count, history)
+        return count
+
+    async def run_purger(self, history: float, interval: float = 60.0, *,
+                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Purge finished jobs every interval seconds (``nursery.start``)."""
+        task_status.started()
+        while True:
+            try:
+                await self.purge(time.time(), history)
+            except Exception as e:  # keep purging later; say why now
+                log.exception("purging finished jobs failed: %s", e)
+            await trio.sleep(interval)

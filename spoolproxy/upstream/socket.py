@@ -1,0 +1,124 @@
+"""AppSocket / JetDirect ("raw port 9100") printers: ``socket://host[:port]``.
+
+One TCP connection per document: connect, stream the bytes, shut down our write
+side, then read (and discard) whatever the printer sends back until it closes the
+connection. The document counts as printed when the connection closes cleanly
+after all bytes were sent.
+
+Exactly-once: the protocol has no job identity and no acknowledgement beyond the
+TCP close. A raw printer discards a job whose connection breaks before the end of
+its data (it never saw the end of the job), so a document whose connection failed
+is sent again from its first byte. Documents already completed are recorded in
+``job.extra["upstream"]["docs_done"]`` (saved after each), so a restart resends only
+the document that was in flight. The remaining window - the printer printed the
+whole document but the connection failed before its clean close reached us - is
+at-least-once and cannot be closed with this protocol.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import trio
+
+from ..ipp.model import JobState
+from ..spool.errors import SpoolError
+from ..spool.job import Job
+from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, PrinterOffline,
+                   progress)
+
+DEFAULT_PORT = 9100
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    if e.__cause__ is not None:
+        return _reason(e.__cause__)
+    return str(e) or type(e).__name__
+
+
+class SocketBackend(Backend):
+    kind = "socket"
+
+    def __init__(self, uri: str, settings) -> None:
+        super().__init__(uri, settings)
+        parts = urlsplit(uri)
+        if not parts.hostname:
+            raise ValueError(f"socket printer URI has no host: {uri!r}")
+        self.host = parts.hostname
+        self.port = parts.port or DEFAULT_PORT
+        self.timeout = settings.timeout
+
+    async def _connect(self) -> trio.SocketStream:
+        try:
+            with trio.fail_after(self.timeout):
+                return await trio.open_tcp_stream(self.host, self.port)
+        except trio.TooSlowError:
+            raise PrinterOffline(f"{self.uri}: no connection within {self.timeout:g} s",
+                                 maybe_received=False) from None
+        except OSError as e:
+            raise PrinterOffline(f"{self.uri}: cannot connect: {_reason(e)}",
+                                 maybe_received=False) from None
+
+    async def deliver(self, job: Job, ctx: DeliveryContext) -> Outcome:
+        prog = progress(job)
+        done = int(prog.get("docs_done", 0))
+        warnings = []
+        for doc in job.documents[done:]:
+            if ctx.canceled(job):
+                break
+            if job.delivery.phase != "sending":
+                job.delivery.phase = "sending"
+                await ctx.save(job)
+            clean = await self._send_document(ctx, doc)
+            if not clean:
+                warnings.append(doc.number)
+            prog["docs_done"] = doc.number
+            await ctx.save(job)
+        if warnings:
+            return Outcome(JobState.COMPLETED, ["job-completed-with-warnings"],
+                           f"the printer did not close the connection after document(s) "
+                           f"{', '.join(map(str, warnings))}; assumed printed")
+        return Outcome(JobState.COMPLETED, ["job-completed-successfully"])
+
+    async def _send_document(self, ctx: DeliveryContext, doc) -> bool:
+        """Send one document on its own connection. True when the printer closed the
+        connection cleanly, False when it stayed silent and open past the timeout."""
+        stream = await self._connect()
+        try:
+            try:
+                async with ctx.document(doc) as chunks:
+                    async for chunk in chunks:
+                        with trio.fail_after(self.timeout):
+                            await stream.send_all(chunk)
+            except SpoolError as e:
+                raise JobRejected(f"document {doc.number}: {e}", ["document-access-error"]) from None
+            try:
+                with trio.fail_after(self.timeout):
+                    await stream.send_eof()
+            except trio.TooSlowError:
+                raise PrinterOffline(f"{self.uri}: printer stopped reading", maybe_received=True) from None
+            # drain the back channel (status, PJL echoes) until the printer closes
+            while True:
+                with trio.move_on_after(self.timeout) as cs:
+                    data = await stream.receive_some(65536)
+                if cs.cancelled_caught:
+                    return False  # all data was accepted; the printer keeps the line open
+                if not data:
+                    return True
+        except trio.TooSlowError:
+            raise PrinterOffline(f"{self.uri}: printer stopped reading for {self.timeout:g} s") from None
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+            # a raw printer throws away a job whose connection broke: resend it whole
+            raise PrinterOffline(f"{self.uri}: connection lost: {_reason(e)}") from None
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def probe(self) -> None:
+        """Connect and close without sending anything (no job for the printer)."""
+        stream = await self._connect()
+        await trio.aclose_forcefully(stream)
+
+    async def poll(self) -> PollResult | None:
+        await trio.lowlevel.checkpoint()
+        return None

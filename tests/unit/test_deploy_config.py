@@ -1,0 +1,47 @@
+"""The files in deploy/ stay valid as the configuration schema changes."""
+from __future__ import annotations
+
+import configparser
+import tomllib
+from pathlib import Path
+
+from spoolproxy import config
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def test_example_config_validates():
+    settings = config.load(DEPLOY / "spoolproxy.toml")
+    assert settings.ipp.port == 631
+    assert settings.node.state_dir == Path("/var/lib/spoolproxy")
+    schemes = {q.printer.split(":", 1)[0] for q in settings.queues.values()}
+    assert {"ipp", "socket"} <= schemes  # an IPP printer and an AppSocket printer
+    assert settings.default_queue in settings.queues
+    assert {q.mode for q in settings.queues.values()} == {"direct", "hold"}
+
+
+def test_example_config_sets_every_key_the_schema_has():
+    """The example doubles as documentation: it shows every [node] and [ipp] key and every
+    queue key at least once, so a new key must be added (and explained) there too."""
+    with open(DEPLOY / "spoolproxy.toml", "rb") as f:
+        data = tomllib.load(f)
+    assert set(data["node"]) == set(config.NodeSettings.model_fields)
+    assert set(data["ipp"]) == set(config.IppSettings.model_fields)
+    used = set().union(*(q.keys() for q in data["queues"].values()))
+    assert used == set(config.QueueSettings.model_fields)
+
+
+def test_service_unit_runs_the_example_paths():
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # keys are case-sensitive in systemd units
+    unit.read(DEPLOY / "spoolproxy.service")
+    service = unit["Service"]
+    assert service["User"] == "spoolproxy"
+    assert service["StateDirectory"] == "spoolproxy"
+    argv = service["ExecStart"].split()
+    assert argv[0].endswith("/spoolproxy") and argv[1] == "serve"
+    assert argv[argv.index("--config") + 1] == "/etc/spoolproxy/spoolproxy.toml"
+    assert argv[argv.index("--state-dir") + 1] == "/var/lib/spoolproxy"
+    assert "/var/lib/spoolproxy" in service["ReadWritePaths"].split()
+    assert "CAP_NET_BIND_SERVICE" in service["AmbientCapabilities"]
+    assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
