@@ -6,6 +6,7 @@ a crashed task takes the node down loudly. SIGINT/SIGTERM cancel it cleanly.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -39,6 +40,33 @@ def _url_host(listen: str, configured: str | None) -> str:
     return f"[{listen}]" if ":" in listen else listen
 
 
+class StateDirBusy(RuntimeError):
+    """Another node already runs on this state directory."""
+
+
+class _node_lock:
+    """Exclusive lock on STATE_DIR/node.lock for the node's lifetime: two nodes on one
+    state directory would hand out the same job ids. The CLI reads it to know whether
+    a node is running."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / "node.lock"
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise StateDirBusy(f"another spoolproxy node is running on {self.path.parent}") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()}\n".encode())
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
 async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
     from . import pdl
     from .db import Database
@@ -50,7 +78,7 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
     state_dir = settings.node.state_dir
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.time()
-    with Database(state_dir / "db", sync=settings.node.fsync) as db:
+    with _node_lock(state_dir), Database(state_dir / "db", sync=settings.node.fsync) as db:
         store = JobStore(db, state_dir / "spool", fsync=settings.node.fsync)
         recovered = store.recover()
         if recovered:

@@ -510,6 +510,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             serve(settings)
     except ConfigError:
         raise
+    except app.StateDirBusy as e:
+        print(f"spoolproxy: {e}", file=sys.stderr)
+        return EXIT_FAIL
     except BaseException as e:
         if _interrupt_only(e):
             logging.getLogger("spoolproxy.node").info("stopped")

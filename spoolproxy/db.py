@@ -125,6 +125,8 @@ class Database:
             raise DatabaseError(f"{self.path}: cannot open database: {e}") from e
         self._dbs: dict[str, Any] = {}
         try:
+            if not readonly:
+                self._env.reader_check()  # free reader slots of processes that died
             if readonly:
                 for name in tables:
                     try:

@@ -32,6 +32,7 @@ The pure helpers (:func:`parse_uri`, :func:`new_request`, :func:`request_headers
 from __future__ import annotations
 
 import itertools
+import os
 import select
 import ssl
 from dataclasses import dataclass
@@ -497,12 +498,21 @@ class IppClient:
 
 
 def _reason(e: BaseException) -> str:
+    """A short human reason: "Connection refused", "Name or service not known"."""
+    if isinstance(e, OSError) and isinstance(e.errno, int) and e.errno > 0:
+        return os.strerror(e.errno)
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
-    if isinstance(e, trio.BrokenResourceError) and e.__cause__ is not None:
-        return _reason(e.__cause__)
-    text = str(e)
-    return text or type(e).__name__
+    inner = getattr(e.__cause__, "exceptions", None) or (
+        [e.__cause__] if e.__cause__ is not None else [])
+    reasons = []
+    for sub in inner:
+        r = _reason(sub)
+        if r not in reasons:
+            reasons.append(r)
+    if reasons:
+        return "; ".join(reasons)
+    return str(e) or type(e).__name__
 
 
 async def file_chunks(f, size: int = CHUNK) -> AsyncIterator[bytes]:

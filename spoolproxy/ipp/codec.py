@@ -36,7 +36,15 @@ How values are represented (see also ``types.py``):
 Decoding never trusts a length: each is checked against the bytes present
 before anything is read or allocated, so memory stays proportional to the input.
 ``Incomplete`` means "the input stopped early", any other ``CodecError`` means
-"this is not IPP"; no other exception escapes ``decode``/``MessageReader``.
+"this is not IPP"; no other exception escapes ``decode``, ``MessageReader`` or
+``decode_attributes``. The decoder is iterative (no recursion, whatever the nesting).
+
+Encoding validates as it goes and raises CodecError for anything the wire cannot
+carry (a value of the wrong type for its tag, an int outside 32 bits, a name or
+value over 32767 bytes, collections nested deeper than ``Limits().max_depth``, a
+cycle, ...), so whatever ``encode`` returns, ``decode`` accepts with default limits.
+``value_tags`` should be None unless the tags really differ (that is what decode
+produces); ``value_tags[0]`` is the tag written for the first value.
 """
 from __future__ import annotations
 
@@ -102,13 +110,16 @@ _RESOLUTION = struct.Struct(">iib")
 _RANGE = struct.Struct(">ii")
 
 # Decoded tags are Tag members when known (readable reprs), else the raw int.
-_TAGS: list[int] = [Tag._value2member_map_.get(t, t) for t in range(256)]  # type: ignore[misc]
+_KNOWN = {int(t): t for t in Tag}
+_TAGS: list[int] = [_KNOWN.get(t, t) for t in range(256)]
 _GROUP_OK = [Tag.OPERATION <= t <= Tag.SYSTEM and t != Tag.END for t in range(16)]
 
 
 def _tag_name(tag: int) -> str:
-    t = _TAGS[tag] if isinstance(tag, int) and 0 <= tag < 256 else tag
-    return t.name.lower().replace("_", "-") if isinstance(t, Tag) else f"tag 0x{t:02x}" if isinstance(t, int) else repr(t)
+    if not isinstance(tag, int) or not 0 <= tag <= 0xFF:
+        return repr(tag)
+    t = _TAGS[tag]
+    return t.name.lower().replace("_", "-") if isinstance(t, Tag) else f"tag 0x{t:02x}"
 
 
 def _short_repr(v: Any) -> str:
@@ -474,6 +485,13 @@ def _as_buffer(buf: bytes | bytearray | memoryview) -> Any:
     return mv.cast("B") if mv.c_contiguous else memoryview(mv.tobytes())
 
 
+def _release(buf: Any) -> None:
+    # A view kept alive by an exception's traceback would pin the caller's
+    # bytearray (BufferError on resize), so let go of it explicitly.
+    if isinstance(buf, memoryview):
+        buf.release()
+
+
 def _too_large(limit: int) -> TooLarge:
     return TooLarge(f"IPP attribute section is larger than {limit} bytes")
 
@@ -484,7 +502,7 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits()) -> tu
     Raises Incomplete if ``buf`` ends before the end-of-attributes tag, TooLarge
     if that tag is not within ``limits.max_header_bytes``, CodecError otherwise.
     """
-    buf = _as_buffer(buf)
+    buf = _as_buffer(buf)  # (rebinding drops the caller's view from this frame)
     limit = limits.max_header_bytes
     parser = _Parser(limits.max_depth)
     try:
@@ -493,6 +511,8 @@ def decode(buf: bytes | bytearray | memoryview, limits: Limits = Limits()) -> tu
         if len(buf) > limit:
             raise _too_large(limit) from None
         raise
+    finally:
+        _release(buf)
     return parser.message, end  # type: ignore[return-value]
 
 
@@ -552,6 +572,8 @@ def decode_attributes(data: bytes) -> list[Attribute]:
         if parser.pos == len(buf) and not parser.stack:  # ended between attributes
             return parser.group.attributes  # type: ignore[union-attr]
         raise
+    finally:
+        _release(buf)
     raise AssertionError("unreachable: attrs_only never returns")  # pragma: no cover
 
 
@@ -564,27 +586,21 @@ def _encode_attribute(out: list[bytes], attr: Attribute, depth: int) -> None:
     """Append the records of ``attr``; depth > 0 means it is a collection member."""
     if not isinstance(attr, Attribute):
         raise CodecError(f"expected an Attribute, got {_short_repr(attr)}")
-    if not isinstance(attr.name, str) or not attr.name:
-        raise CodecError(f"attribute name must be a non-empty str, got {attr.name!r}")
     try:
         name = attr.name.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise CodecError(f"attribute name {attr.name!r} is not encodable: {e}") from None
-    if len(name) > _MAX_LEN:
-        raise CodecError(f"attribute name {attr.name[:40]!r}... is longer than {_MAX_LEN} bytes")
+    except (AttributeError, UnicodeEncodeError):
+        name = b""
+    if not name or len(name) > _MAX_LEN:
+        raise CodecError(f"attribute name must be 1 to {_MAX_LEN} bytes of UTF-8: {_short_repr(attr.name)}")
     values = attr.values
-    if not values:
-        raise CodecError(f"attribute {attr.name!r} has no values")
-    tags = attr.value_tags if attr.value_tags is not None else [attr.tag] * len(values)
-    if len(tags) != len(values):
-        raise CodecError(f"attribute {attr.name!r}: {len(tags)} value_tags for {len(values)} values")
+    tags = attr.value_tags or [attr.tag] * len(values)
+    if not values or len(tags) != len(values):
+        raise CodecError(f"attribute {attr.name!r} has {len(values)} values and {len(tags)} value tags")
     if depth:  # a member is named by a memberAttrName record; its values are unnamed
         out += (b"\x4a\x00\x00", _SHORT.pack(len(name)), name)
         name = b""
     for tag, value in zip(tags, values):
-        if not isinstance(tag, int) or not 0x10 <= tag <= 0xFF:
-            raise CodecError(f"attribute {attr.name!r}: {tag!r} is not a value tag")
-        if tag == Tag.BEGIN_COLLECTION:
+        if tag == _BEG_COLL:
             if not isinstance(value, list):
                 raise CodecError(f"attribute {attr.name!r}: collection value must be a Collection")
             if depth >= _ENCODE_MAX_DEPTH:
@@ -594,7 +610,7 @@ def _encode_attribute(out: list[bytes], attr: Attribute, depth: int) -> None:
                 _encode_attribute(out, member, depth + 1)
             out.append(b"\x37\x00\x00\x00\x00")
         else:
-            encoder = _ENCODERS[tag]
+            encoder = _ENCODERS[tag] if isinstance(tag, int) and 0 <= tag <= 0xFF else None
             if encoder is None:
                 raise CodecError(f"attribute {attr.name!r}: {_tag_name(tag)} is not a value tag")
             try:

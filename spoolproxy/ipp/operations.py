@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import trio
 
 from ..config import Settings
+from ..spool.errors import SpoolError
 from ..spool.job import Document, Job
 from . import codec, printer as printer_mod
 from .model import JobState, Op, PrinterState, Status, Tag
@@ -349,12 +350,10 @@ class PrinterService:
                 if data:
                     yield data
 
-        from ..spool.errors import SpoolFull  # spool errors are typed; translate the limit
         try:
             name, size = await self.store.spool_document(chunks(), max_bytes=self.settings.ipp.max_job_bytes)
-        except SpoolFull:
-            raise DocumentDataError(Status.REQUEST_ENTITY_TOO_LARGE,
-                                    f"Document exceeds the {self.settings.ipp.max_job_bytes} byte limit.") from None
+        except SpoolError as e:  # too large, disk full: the store says which status
+            raise DocumentDataError(e.ipp_status, f"Cannot store the document: {e}.") from None
         return name, size, bytes(head)
 
     def _detected(self, claimed: str, head: bytes) -> str:
@@ -377,18 +376,22 @@ class PrinterService:
         job_attrs, info = self._validate_create(req, queue, ctx, resp, has_document=True)
         name, size, head = await self._spool(body, info["compression"])
         if size == 0:
-            self.store.path(name).unlink(missing_ok=True)
+            self.store.discard_file(name)
             raise RequestError(Status.BAD_REQUEST, "No document data in request.")
         fmt = self._detected(info["format"], head)
         job = self.store.new_job(queue=queue, user=info["user"], name=info["name"] or info["document_name"],
                                  host=info["host"], attributes=codec.encode_attributes(job_attrs))
         job.documents.append(Document(1, name, fmt, size, info["document_name"]))
         job.closed = True
-        self._set_initial_state(job, info["held"])
+        self._set_initial_state(job, info["held"] or self._holds(queue))
         await self.store.save(job)
         log.info("job %d received on %s from %s: %d bytes %s", job.id, queue, job.user, size, fmt)
         self.upstream.wake(queue)
         self._job_response(resp, job, ctx)
+
+    def _holds(self, queue: str) -> bool:
+        """A hold queue keeps every job until it is released (Secure Print)."""
+        return self.settings.queues[queue].mode == "hold"
 
     def _set_initial_state(self, job: Job, held: bool) -> None:
         if held:
@@ -403,8 +406,8 @@ class PrinterService:
         job_attrs, info = self._validate_create(req, queue, ctx, resp, has_document=False)
         job = self.store.new_job(queue=queue, user=info["user"], name=info["name"], host=info["host"],
                                  attributes=codec.encode_attributes(job_attrs))
-        self._set_initial_state(job, info["held"])
-        if not info["held"]:
+        self._set_initial_state(job, info["held"] or self._holds(queue))
+        if job.state == JobState.PENDING:
             job.state_reasons = ["job-incoming"]
         job.extra["activity"] = time.time()
         await self.store.save(job)
@@ -426,7 +429,7 @@ class PrinterService:
         job.extra["activity"] = time.time()
         name, size, head = await self._spool(body, info["compression"])
         if job.is_final:  # canceled while the data arrived
-            self.store.path(name).unlink(missing_ok=True)
+            self.store.discard_file(name)
             raise RequestError(Status.JOB_CANCELED, f"Job #{job.id} was canceled.")
         if size:
             job.documents.append(Document(len(job.documents) + 1, name, self._detected(info["format"], head),
@@ -434,7 +437,7 @@ class PrinterService:
             if not job.name and info["document_name"]:
                 job.name = info["document_name"]
         else:
-            self.store.path(name).unlink(missing_ok=True)
+            self.store.discard_file(name)
             if not last:
                 raise RequestError(Status.BAD_REQUEST, "No document data in request.")
         if last:

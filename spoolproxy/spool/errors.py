@@ -16,14 +16,16 @@ class SpoolError(Exception):
 
 
 class SpoolFull(SpoolError):
-    """The spool file system is out of space (ENOSPC/EDQUOT): no new documents
-    until space is freed. Transient from a client's point of view."""
+    """No room for the document. Raised as such when the spool file system is out of
+    space (ENOSPC/EDQUOT: transient, ``ipp_status`` temporary-error); its subclass
+    :class:`DocumentTooLarge` when the document exceeds the configured limit
+    (``ipp_status`` request-entity-too-large). Answer with ``e.ipp_status``."""
 
     ipp_status = Status.TEMPORARY_ERROR
 
 
-class DocumentTooLarge(SpoolError):
-    """A document is larger than the configured limit (``max_bytes``)."""
+class DocumentTooLarge(SpoolFull):
+    """The document is larger than the configured limit (``max_bytes``)."""
 
     ipp_status = Status.REQUEST_ENTITY_TOO_LARGE
 

@@ -54,8 +54,14 @@ def _raise_spool_os_error(e: OSError, what: str) -> None:
 
 
 def _write_all(fd: int, bufs: list[bytes]) -> None:
-    data = bufs[0] if len(bufs) == 1 else b"".join(bufs)
-    view = memoryview(data)
+    if 1 < len(bufs) <= 512:  # well under IOV_MAX; no copy
+        total = sum(map(len, bufs))
+        done = os.writev(fd, bufs)
+        if done == total:
+            return
+        view = memoryview(b"".join(bufs))[done:]  # a short write: finish the slow way
+    else:
+        view = memoryview(bufs[0] if len(bufs) == 1 else b"".join(bufs))
     while view:
         view = view[os.write(fd, view):]
 
@@ -66,6 +72,13 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def _queue_dict(index: dict[str, SortedDict], queue: str) -> SortedDict:
+    d = index.get(queue)
+    if d is None:
+        d = index[queue] = SortedDict()
+    return d
 
 
 def _unlink_quiet(path: Path) -> None:
@@ -87,6 +100,7 @@ class JobStore:
         self._active_by_queue: dict[str, SortedDict] = {}
         self._indexed: dict[int, tuple[str, bool]] = {}  # id -> (queue, active) as indexed
         self._persisted: set[int] = set()  # ids with a committed record
+        self._claimed: set[int] = set()  # ids save() was called for (committed or in flight)
         self._spooling: set[str] = set()  # spool files being written right now
         self._waiters: dict[str | None, trio.Event] = {}
         self._next_id = 1
@@ -106,6 +120,7 @@ class JobStore:
                 raise CorruptRecord(f"job record under key {job_id} says id {job.id}")
             self._register(job)
             self._persisted.add(job_id)
+            self._claimed.add(job_id)
             highest = job_id
         stored = self.db.get(META, NEXT_ID_KEY) or 1
         self._next_id = max(int(stored), highest + 1, 1)
@@ -118,6 +133,7 @@ class JobStore:
         self._jobs.pop(job.id, None)
         self._unindex(job.id)
         self._persisted.discard(job.id)
+        self._claimed.discard(job.id)
 
     def _index(self, job: Job) -> None:
         want = (job.queue, not job.is_final)
@@ -127,10 +143,10 @@ class JobStore:
         if have is not None:
             self._unindex(job.id)
         queue, active = want
-        self._by_queue.setdefault(queue, SortedDict())[job.id] = job
+        _queue_dict(self._by_queue, queue)[job.id] = job
         if active:
             self._active[job.id] = job
-            self._active_by_queue.setdefault(queue, SortedDict())[job.id] = job
+            _queue_dict(self._active_by_queue, queue)[job.id] = job
         self._indexed[job.id] = want
 
     def _unindex(self, job_id: int) -> None:
@@ -236,10 +252,11 @@ class JobStore:
                 raise JobNotFound(job.id)
             ops.append((JOBS, job_key(job.id), job.to_record()))
             self._index(job)
+            self._claimed.add(job.id)
         if not jobs:
             await trio.lowlevel.checkpoint()
             return
-        pass  # MUTATION
+        ops.append((META, NEXT_ID_KEY, self._next_id))
         try:
             await self.db.write(ops)
         except DatabaseError as e:
@@ -254,15 +271,17 @@ class JobStore:
         """Remove the job's record, then its spool files."""
         if self._jobs.get(job.id) is not job:
             raise JobNotFound(job.id)
-        was_persisted = job.id in self._persisted
+        was_persisted, was_claimed = job.id in self._persisted, job.id in self._claimed
         self._unregister(job)  # a save() racing with us now fails instead of resurrecting it
         try:
-            await self.db.write([(JOBS, job_key(job.id), None)])
+            await self.db.write([(JOBS, job_key(job.id), None), (META, NEXT_ID_KEY, self._next_id)])
         except Exception as e:
             # not committed (a failed write applies nothing): put it back
             self._register(job)
             if was_persisted:
                 self._persisted.add(job.id)
+            if was_claimed:
+                self._claimed.add(job.id)
             if isinstance(e, DatabaseError):
                 raise SpoolError(f"cannot delete job {job.id}: {e}") from e
             raise
@@ -274,7 +293,7 @@ class JobStore:
         files; synchronous so it can run in a cancelled error path."""
         if self._jobs.get(job.id) is not job:
             raise JobNotFound(job.id)
-        if job.id in self._persisted:
+        if job.id in self._claimed:
             raise SpoolError(f"job {job.id} has been saved: delete() it instead")
         self._unregister(job)
         for d in job.documents:
@@ -412,7 +431,7 @@ class JobStore:
                 log.error("job %d aborted at recovery: %s", job.id, job.state_message)
         if broken:
             self.db.write_now([(JOBS, job_key(j.id), j.to_record()) for j in broken]
-                              )
+                              + [(META, NEXT_ID_KEY, self._next_id)])
             for job in broken:
                 self._index(job)
         return [j for j in self._active.values() if not j.is_final and j.id in self._persisted]
@@ -437,11 +456,12 @@ class JobStore:
                 self._unregister(job)
             try:
                 await self.db.write([(JOBS, job_key(j.id), None) for j in batch]
-                                    )
+                                    + [(META, NEXT_ID_KEY, self._next_id)])
             except Exception:
                 for job in batch:
                     self._register(job)
                     self._persisted.add(job.id)
+                    self._claimed.add(job.id)
                 raise
             count += len(batch)
             for queue in {j.queue for j in batch}:

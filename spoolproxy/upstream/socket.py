@@ -16,6 +16,7 @@ at-least-once and cannot be closed with this protocol.
 """
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import trio
@@ -30,10 +31,20 @@ DEFAULT_PORT = 9100
 
 
 def _reason(e: BaseException) -> str:
+    """A short human reason: "Connection refused", "Name or service not known"."""
+    if isinstance(e, OSError) and isinstance(e.errno, int) and e.errno > 0:
+        return os.strerror(e.errno)
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
-    if e.__cause__ is not None:
-        return _reason(e.__cause__)
+    inner = getattr(e.__cause__, "exceptions", None) or (
+        [e.__cause__] if e.__cause__ is not None else [])
+    reasons = []
+    for sub in inner:
+        r = _reason(sub)
+        if r not in reasons:
+            reasons.append(r)
+    if reasons:
+        return "; ".join(reasons)
     return str(e) or type(e).__name__
 
 

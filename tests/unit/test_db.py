@@ -228,6 +228,36 @@ async def test_writer_cancel_finishes_queued_and_falls_back(db):
 
 
 @pytest.mark.trio
+async def test_writer_cancelled_mid_commit_finishes_the_batch(db, monkeypatch):
+    real = db._commit
+    in_commit = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def slow_commit(groups):
+        token.run_sync_soon(in_commit.set)
+        time.sleep(0.2)  # the fsync of a slow disk
+        real(groups)
+
+    monkeypatch.setattr(db, "_commit", slow_commit)
+    ok = []
+
+    async def writer(i):
+        await db.write([("meta", b"m%d" % i, i)])
+        ok.append(i)
+
+    async with trio.open_nursery() as callers:
+        async with trio.open_nursery() as wn:
+            await wn.start(db.run)
+            for i in range(5):
+                callers.start_soon(writer, i)
+            await in_commit.wait()
+            wn.cancel_scope.cancel()
+        # the writer returned only after its batch was committed
+        assert all(db.get("meta", b"m%d" % i) == i for i in range(5))
+    assert sorted(ok) == list(range(5))
+
+
+@pytest.mark.trio
 async def test_writer_twice_is_an_error(db):
     async with trio.open_nursery() as n:
         await n.start(db.run)

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from spoolproxy.db import Database, job_key
-from spoolproxy.ipp.model import JobState
+from spoolproxy.ipp.model import JobState, Status
 from spoolproxy.spool import (Delivery, Document, DocumentMissing, DocumentTooLarge, Job,
-                              JobNotFound, JobStore, SpoolError)
+                              JobNotFound, JobStore, SpoolError, SpoolFull)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -311,6 +311,27 @@ async def test_partial_file_removed_when_too_large(store):
     assert spool_files(store) == set()
     name, size = await store.spool_document(agen([b"x" * 10]), max_bytes=10)  # exactly the limit
     assert size == 10
+
+
+@pytest.mark.trio
+async def test_disk_full(store, monkeypatch):
+    import errno
+
+    import spoolproxy.spool.store as store_mod
+
+    def full(fd, bufs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_mod, "_write_all", full)
+    with pytest.raises(SpoolFull) as e:
+        await store.spool_document(agen([b"x" * (2 << 20)]))
+    assert not isinstance(e.value, DocumentTooLarge)
+    assert e.value.ipp_status == Status.TEMPORARY_ERROR
+    assert spool_files(store) == set()
+    # the limit is a SpoolFull too, with its own status
+    with pytest.raises(SpoolFull) as e:
+        await store.spool_document(agen([b"xy"]), max_bytes=1)
+    assert e.value.ipp_status == Status.REQUEST_ENTITY_TOO_LARGE
 
 
 @pytest.mark.trio

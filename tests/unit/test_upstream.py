@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from spoolproxy.config import from_mapping
-from spoolproxy.db import Database
+from spoolproxy.db import Database, job_key
 from spoolproxy.ipp.codec import encode_attributes
 from spoolproxy.ipp.model import JobState, Op, PrinterState, Status, Tag
 from spoolproxy.ipp.types import Attribute, Collection, Group, Message, Range
@@ -369,6 +369,9 @@ async def test_ipp_delivery_create_job_send_document(nursery, store, state):
         assert st.attributes.value("printer-name") == "fake-ipp" and st.state == PrinterState.IDLE
         up.wake("q")
         await wait_until(lambda: final(job), "job final")
+        # what is on disk is what is in memory (the final save may still be in flight)
+        await wait_until(lambda: store.db.get("jobs", job_key(job.id))["state"] == job.state,
+                         "final state saved")
     assert job.state == JobState.COMPLETED, job.state_message
     assert job.state_reasons == ["job-completed-successfully"]
     assert job.completed and job.processing and job.impressions_completed == 3
@@ -381,9 +384,8 @@ async def test_ipp_delivery_create_job_send_document(nursery, store, state):
     assert up_job["formats"] == ["application/pdf"] and up_job["last"] == [True]
     sent = {a.name: a.values for a in up_job["attrs"]}
     assert sent == {"copies": [2], "sides": ["two-sided-long-edge"]}
-    # what is on disk is what is in memory
-    store2 = JobStore(store.db, store.spool_dir, fsync=False)
-    assert store2.get(job.id).state == JobState.COMPLETED
+    record = Job.from_record(store.db.get("jobs", job_key(job.id)))
+    assert record.delivery.phase == "done" and record.impressions_completed == 3
 
 
 async def test_ipp_print_job_fallback_and_octet_stream(nursery, store, state):
@@ -450,7 +452,8 @@ async def test_unreachable_printer_keeps_jobs_pending_then_delivers(nursery, sto
     up = Upstream(settings, store, follow_interval=0.01)
     async with running(up) as n:
         st = up.status("q")
-        await wait_until(lambda: job1.delivery.attempts >= 2, "two failed attempts")
+        await wait_until(lambda: job1.delivery.attempts >= 2 and job1.state == JobState.PENDING,
+                         "two failed attempts")
         assert st.state == PrinterState.STOPPED and st.reasons == ["offline-report"]
         assert st.reachable is False and st.message.startswith("cannot reach printer")
         assert job1.state == JobState.PENDING and job1.state_reasons == ["printer-stopped"]
