@@ -217,6 +217,7 @@ class Peer:
         self.proc: subprocess.Popen | None = None
         self.returncode: int | None = None
         self.starts = 0
+        self.started_at = 0.0  # time.monotonic() of the last start
 
     # subclasses provide these
     def argv(self) -> list[str]:
@@ -243,6 +244,7 @@ class Peer:
                                          stderr=subprocess.STDOUT, env=self.env(), cwd=self.cwd(),
                                          start_new_session=True)
         self.returncode = None
+        self.started_at = time.monotonic()
         _LIVE.add(self)
         try:
             self.wait_ready(timeout)

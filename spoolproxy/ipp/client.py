@@ -390,37 +390,61 @@ class IppClient:
     async def _send_body_and_receive(self, stream: trio.abc.Stream, conn: h11.Connection,
                                      data: bytes | AsyncIterable[bytes] | None,
                                      may_retry: bool) -> Message:
+        """Send the body in one task while another reads the answer. Errors are
+        collected and raised after the nursery, so they reach the caller as they are
+        (no exception groups)."""
         sent = trio.Event()
-        send_error: list[BaseException] = []
+        send_error: list[BaseException] = []  # network trouble while sending
+        source_error: list[BaseException] = []  # the document iterator failed
+        result: list[Message] = []
+        receive_error: list[BaseException] = []
 
-        async def sender() -> None:
+        async def sender(nursery: trio.Nursery) -> None:
             try:
                 if isinstance(data, (bytes, bytearray, memoryview)):
                     view = memoryview(data)
                     for i in range(0, len(view), CHUNK):
                         await self._send(stream, conn.send(h11.Data(data=bytes(view[i:i + CHUNK]))))
                 elif data is not None:
-                    async for chunk in data:
+                    chunks = data.__aiter__()
+                    while True:
+                        try:
+                            chunk = await chunks.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        except Exception as e:  # reading the document failed: abandon the request
+                            source_error.append(e)
+                            nursery.cancel_scope.cancel()
+                            return
                         if chunk:
                             await self._send(stream, conn.send(h11.Data(data=chunk)))
                 await self._send(stream, conn.send(h11.EndOfMessage()))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError,
-                    trio.TooSlowError) as e:
+                    trio.TooSlowError, h11.LocalProtocolError) as e:
                 # the printer may have answered early and closed: the receiver decides
-                send_error.append(e)
-            except h11.LocalProtocolError as e:
                 send_error.append(e)
             finally:
                 sent.set()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sender)
+        async def receiver(nursery: trio.Nursery) -> None:
             try:
-                result = await self._receive(stream, conn, sent, send_error, may_retry)
+                result.append(await self._receive(stream, conn, sent, send_error, may_retry))
+            except Exception as e:
+                receive_error.append(e)
             finally:
                 # an early answer ends the exchange: stop sending (connection is not reused)
                 nursery.cancel_scope.cancel()
-        return result
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender, nursery)
+            nursery.start_soon(receiver, nursery)
+        if source_error:
+            raise source_error[0]
+        if receive_error:
+            raise receive_error[0]
+        if not result:  # pragma: no cover - only if the nursery was cancelled from outside
+            raise PrinterUnreachable(f"{self.uri}: request abandoned", uri=self.uri)
+        return result[0]
 
     async def _send(self, stream: trio.abc.Stream, payload: bytes) -> None:
         with trio.fail_after(self.timeout):

@@ -210,8 +210,12 @@ class PrinterService:
             state_changed=self._state_changed[queue], upstream=st.attributes,
             device_uri=cfg.printer, is_default=queue == self.settings.default_queue)
 
-    def up_time(self) -> int:
-        return int(time.time() - self.started) + 1
+    @staticmethod
+    def up_time() -> int:
+        """printer-up-time, and the base of every time-at-* attribute: like cupsd we
+        count from the epoch, so CUPS clients (lpstat) show real dates and times
+        survive restarts."""
+        return int(time.time())
 
     def printer_attributes(self, queue: str, ctx: RequestContext) -> dict[str, Attribute]:
         return {a.name: a for a in build_attributes(self.queue_view(queue, ctx))}
@@ -221,7 +225,7 @@ class PrinterService:
         puri = self._printer_uri(job.queue, ctx)
 
         def rel(t: float | None) -> Attribute:
-            return a("", Tag.INTEGER, max(0, int(t - self.started))) if t is not None else a("", Tag.NO_VALUE)
+            return a("", Tag.INTEGER, int(t)) if t is not None else a("", Tag.NO_VALUE)
 
         def dt(t: float | None) -> Attribute:
             return a("", Tag.DATE, date_time(t)) if t is not None else a("", Tag.NO_VALUE)

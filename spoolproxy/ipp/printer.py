@@ -76,7 +76,7 @@ class QueueView:
     state_reasons: tuple[str, ...]
     state_message: str
     queued: int
-    up_time: int  # seconds since the node started (>0)
+    up_time: int  # printer-up-time: epoch seconds now (the time base of time-at-*)
     started: float  # unix time the node started
     state_changed: float
     upstream: Group | None  # the printer's own attributes, if it speaks IPP
@@ -195,10 +195,10 @@ def _own_attributes(view: QueueView, upstream_formats: Iterable[str]) -> list[At
         a("printer-is-accepting-jobs", Tag.BOOLEAN, True),
         a("queued-job-count", Tag.INTEGER, view.queued),
         a("printer-up-time", Tag.INTEGER, max(1, view.up_time)),
-        a("printer-current-time", Tag.DATE, date_time(view.started + view.up_time)),
-        a("printer-state-change-time", Tag.INTEGER, max(0, int(view.state_changed - view.started))),
+        a("printer-current-time", Tag.DATE, date_time(view.up_time)),
+        a("printer-state-change-time", Tag.INTEGER, int(view.state_changed)),
         a("printer-state-change-date-time", Tag.DATE, date_time(view.state_changed)),
-        a("printer-config-change-time", Tag.INTEGER, 0),
+        a("printer-config-change-time", Tag.INTEGER, int(view.started)),
         a("printer-config-change-date-time", Tag.DATE, date_time(view.started)),
         a("printer-uuid", Tag.URI, view.uuid),
         a("operations-supported", Tag.ENUM, *[int(o) for o in OPERATIONS]),

@@ -21,6 +21,7 @@ import trio
 from ..config import QueueSettings
 from ..ipp.model import JobState, PrinterState
 from ..ipp.types import Group
+from ..spool.errors import SpoolError
 from ..spool.job import Document, Job
 from .backoff import Backoff
 
@@ -134,7 +135,10 @@ async def read_document(store: Any, doc: Document,
 
     async def chunks() -> AsyncIterator[bytes]:
         while True:
-            data = await trio.to_thread.run_sync(f.read, chunk_size)
+            try:
+                data = await trio.to_thread.run_sync(f.read, chunk_size)
+            except OSError as e:
+                raise SpoolError(f"cannot read spool file {doc.path}: {e.strerror or e}") from e
             if not data:
                 return
             yield data

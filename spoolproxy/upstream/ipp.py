@@ -44,8 +44,8 @@ from typing import Any, AsyncIterable
 import trio
 
 from ..config import QueueSettings
-from ..ipp.client import (IppClient, IppClientError, IppStatusError, PrinterUnreachable,
-                          check, status_message, status_name)
+from ..ipp.client import (IppClient, IppClientError, PrinterUnreachable, status_message,
+                          status_name)
 from ..ipp.codec import decode_attributes
 from ..ipp.model import JobState, Op, PrinterState, Status, Tag
 from ..ipp.types import Attribute, Collection, Group, Message, Range
@@ -461,6 +461,9 @@ class IppBackend(Backend):
                 await self._resume_sending(job, ctx)
             if d.phase == "none":
                 docs = self._documents_to_send(job)
+                if not docs:  # every document already printed (split mode)
+                    return Outcome(JobState.COMPLETED, ["job-completed-successfully"], "",
+                                   int(prog.get("impressions", 0)) or None)
                 await self._submit(job, ctx, caps, docs)
                 continue
             if d.phase == "sent":
@@ -584,10 +587,14 @@ class IppBackend(Backend):
         d = job.delivery
         prog = progress(job)
         use_create = caps.create_job and not prog.get("no_create")
+        if not use_create and len(docs) > 1:
+            # the printer lost Create-Job since the job started: one upstream job per document
+            prog["mode"], prog["docs_done"] = "split", 0
+            await ctx.save(job)
+            return
         d.phase = "creating"
         await ctx.save(job)
         if not use_create:
-            assert len(docs) == 1
             resp = await self._send_creating(job, ctx, lambda: self._job_request(
                 Op.PRINT_JOB, job, caps, docs[0]), docs[0])
             self._reject_if_error(resp, job, "Print-Job")

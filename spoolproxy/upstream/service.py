@@ -36,7 +36,7 @@ import trio
 from ..config import QueueSettings, Settings
 from ..ipp.model import JobState, PrinterState
 from ..spool.errors import SpoolError
-from ..spool.job import Job
+from ..spool.job import Delivery, Job
 from .backoff import Backoff
 from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, PrinterOffline,
                    PrinterStatus)
@@ -205,11 +205,16 @@ class Lane:
     async def _deliver(self, job: Job) -> None:
         if job.state not in (JobState.PENDING, *IN_FLIGHT):
             return
+        if job.delivery.phase == "done":
+            # delivered before and pending again (restarted): a new delivery from scratch
+            job.delivery = Delivery(attempts=job.delivery.attempts)
+            job.extra.pop("upstream", None)
         self.current = job
         if not self.backend.reports_state and not self.offline:
             self._set_status(PrinterState.PROCESSING, ["none"], "", reachable=self.status.reachable)
         outcome: Outcome | None = None
         offline: PrinterOffline | None = None
+        local = False  # the failure was ours (spool file, bug), not the printer's answer
         try:
             with trio.CancelScope() as scope:
                 self.current_scope = scope
@@ -226,8 +231,10 @@ class Lane:
                 except JobRejected as e:
                     outcome = Outcome(JobState.ABORTED, e.reasons, str(e))
                 except SpoolError as e:
+                    local = True
                     outcome = Outcome(JobState.ABORTED, ["document-access-error"], str(e))
                 except Exception as e:
+                    local = True
                     log.exception("job %d: delivery to %s failed unexpectedly", job.id, self.qs.printer)
                     outcome = Outcome(JobState.ABORTED, ["aborted-by-system"],
                                       f"internal error delivering the job: {type(e).__name__}: {e}")
@@ -248,7 +255,8 @@ class Lane:
             return
         if outcome is None:  # pragma: no cover - only a foreign cancel of our scope
             return
-        self.came_online(delivered=True)
+        if not local:
+            self.came_online(delivered=True)
         await self._finish(job, outcome)
 
     async def _finish(self, job: Job, outcome: Outcome) -> None:

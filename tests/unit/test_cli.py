@@ -241,6 +241,7 @@ def fake_app(monkeypatch, restore_logging):
         calls.append(settings)
         return mod.behaviour(settings)  # type: ignore[attr-defined]
     mod.serve = serve  # type: ignore[attr-defined]
+    mod.StateDirBusy = type("StateDirBusy", (RuntimeError,), {})  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "spoolproxy.app", mod)
     monkeypatch.setattr(spoolproxy, "app", mod, raising=False)
     mod.calls = calls  # type: ignore[attr-defined]
@@ -292,6 +293,15 @@ def test_serve_ctrl_c_inside_an_exception_group_exits_0(fake_app, tmp_path):
         raise BaseExceptionGroup("nursery", [KeyboardInterrupt(), BaseExceptionGroup("x", [KeyboardInterrupt()])])
     fake_app.behaviour = interrupted
     assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 0
+
+
+def test_serve_on_a_busy_state_dir_exits_1_with_a_message(fake_app, tmp_path, capsys):
+    def busy(settings):
+        raise fake_app.StateDirBusy(f"another spoolproxy node is running on {tmp_path}")
+    fake_app.behaviour = busy
+    assert cli.main(["serve", "--state-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "another spoolproxy node is running" in err and "Traceback" not in err
 
 
 def test_serve_crash_is_loud_and_exits_1(fake_app, tmp_path, capsys):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Callable
 
 import h11
 import pytest
@@ -412,3 +412,19 @@ async def test_cancelled_request_leaves_the_client_usable(nursery):
         printer.handler = ok_handler
         g = await client.get_printer_attributes()
         assert g.value("printer-name") == "fake"
+
+
+async def test_failing_document_source_aborts_the_request(nursery):
+    printer = await FakePrinter(lambda m, p: response(Status.OK, m)).start(nursery)
+
+    async def broken():
+        yield b"first part"
+        raise OSError(5, "Input/output error")
+
+    async with IppClient(printer.uri, timeout=5) as client:
+        with pytest.raises(OSError) as ei:
+            await client.request(new_request(Op.PRINT_JOB, printer.uri), broken())
+        assert ei.value.errno == 5  # the caller's own error, not "printer unreachable"
+        resp = await client.request(new_request(Op.GET_JOBS, printer.uri))
+        assert resp.code == Status.OK
+    assert printer.received[0].complete is False  # the printer never saw a whole request

@@ -314,6 +314,13 @@ async def test_printer_attributes_and_cups_operations(node):
     assert r.group(Tag.PRINTER).value("printer-name") == "demo"
 
 
+async def test_a_second_node_on_the_same_state_dir_is_refused(node):
+    from spoolproxy.app import StateDirBusy
+    with pytest.raises(StateDirBusy):
+        async with trio.open_nursery() as n:
+            await n.start(run_node, node.settings)
+
+
 # ---- malformed input: the server answers or closes, and keeps serving others ----
 
 async def raw_exchange(port: int, payload: bytes, *, headers=None) -> tuple[int, bytes] | None:

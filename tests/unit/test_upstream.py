@@ -11,7 +11,6 @@ No test asserts on time; waits are bounded only so that a bug cannot hang the ru
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import stat
