@@ -71,7 +71,9 @@ class IppSettings(_Section):
     port: int = Field(8631, ge=0, le=65535)
     # host name put in the URIs the node hands out; default: the name the client used
     hostname: str | None = None
-    max_header_bytes: int = Field(1 << 20, ge=4096, description="largest IPP attribute section")
+    # an IPP attribute section decodes to ~40x its size in Python objects at worst; a
+    # real job's is a few KiB, so 256 KiB bounds every connection's memory
+    max_header_bytes: int = Field(256 << 10, ge=4096, description="largest IPP attribute section")
     max_job_bytes: int = Field(0, ge=0, description="largest document, 0 = no limit")
     idle_timeout: float = Field(60.0, gt=0, description="seconds a connection may stay silent")
 

@@ -36,7 +36,7 @@ import os
 import select
 import ssl
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Iterable
+from typing import AsyncIterable, Iterable
 from urllib.parse import urlsplit
 
 import h11
@@ -538,17 +538,3 @@ def _reason(e: BaseException) -> str:
         return "; ".join(reasons)
     return str(e) or type(e).__name__
 
-
-async def file_chunks(f, size: int = CHUNK) -> AsyncIterator[bytes]:
-    """Stream an open binary file (sync or trio async file) in chunks without
-    reading it whole."""
-    read = f.read
-    while True:
-        chunk = read(size)
-        if hasattr(chunk, "__await__"):
-            chunk = await chunk
-        else:
-            await trio.lowlevel.checkpoint()
-        if not chunk:
-            return
-        yield chunk

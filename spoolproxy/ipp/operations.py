@@ -96,6 +96,7 @@ class PrinterService:
         self._uuids = {q: queue_uuid(settings.node.name, q) for q in settings.queues}
         self._state_changed = {q: self.started for q in settings.queues}
         self._last_state: dict[str, tuple] = {}
+        self._receiving: set[int] = set()  # jobs whose Send-Document data is arriving now
 
     # ---- lifetime -------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -110,7 +111,8 @@ class PrinterService:
     async def _expire_open_jobs(self, now: float) -> None:
         limit = printer_mod.MULTIPLE_OPERATION_TIME_OUT
         for job in self.store.jobs(which="not-completed"):
-            if not job.closed and now - job.extra.get("activity", job.created) > limit:
+            if (not job.closed and job.id not in self._receiving
+                    and now - job.extra.get("activity", job.created) > limit):
                 self._finish(job, JobState.ABORTED, "aborted-by-system",
                              "No document arrived within multiple-operation-time-out.")
                 job.closed = True
@@ -430,8 +432,12 @@ class PrinterService:
         if job.closed:
             raise RequestError(Status.NOT_POSSIBLE, f"Job #{job.id} already has its last document.")
         info = self._document_info(req, self.printer_attributes(queue, ctx))
-        job.extra["activity"] = time.time()
-        name, size, head = await self._spool(body, info["compression"])
+        self._receiving.add(job.id)
+        try:
+            name, size, head = await self._spool(body, info["compression"])
+        finally:
+            self._receiving.discard(job.id)
+            job.extra["activity"] = time.time()
         if job.is_final:  # canceled while the data arrived
             self.store.discard_file(name)
             raise RequestError(Status.JOB_CANCELED, f"Job #{job.id} was canceled.")

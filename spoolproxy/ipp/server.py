@@ -221,7 +221,11 @@ class IppServer:
             keep_alive = req.code not in DOCUMENT_OPS or resp.code < 0x0100
             if keep_alive:
                 keep_alive = await _drain(doc, DRAIN_LIMIT)
-        data = codec.encode(resp)
+        try:
+            data = codec.encode(resp)
+        except codec.CodecError:
+            log.exception("operation %#06x built a response that cannot be encoded", req.code)
+            data = codec.encode(_internal_error(req))
         out_headers = [("Content-Type", "application/ipp"), ("Content-Length", str(len(data)))]
         if not keep_alive:
             out_headers.append(("Connection", "close"))

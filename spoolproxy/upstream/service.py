@@ -288,8 +288,10 @@ class Lane:
         job.delivery.last_error = str(error)
         job.delivery.next_attempt = time.time() + delay
         await self.store.save(job)
-        log.info("job %d (%s) not delivered: %s; retry in %.0f s (attempt %d)", job.id, self.name,
-                 error, delay, job.delivery.attempts)
+        # one INFO line when a job first meets a dead printer; the retries are debug noise
+        level = logging.INFO if job.delivery.attempts <= 1 else logging.DEBUG
+        log.log(level, "job %d (%s) not delivered: %s; retry in %.0f s (attempt %d)", job.id,
+                self.name, error, delay, job.delivery.attempts)
 
     # -- cancellation --
 

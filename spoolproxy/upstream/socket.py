@@ -65,10 +65,10 @@ class SocketBackend(Backend):
             with trio.fail_after(self.timeout):
                 return await trio.open_tcp_stream(self.host, self.port)
         except trio.TooSlowError:
-            raise PrinterOffline(f"{self.uri}: no connection within {self.timeout:g} s",
+            raise PrinterOffline(f"cannot reach printer: no connection within {self.timeout:g} s",
                                  maybe_received=False) from None
         except OSError as e:
-            raise PrinterOffline(f"{self.uri}: cannot connect: {_reason(e)}",
+            raise PrinterOffline(f"cannot reach printer: cannot connect: {_reason(e)}",
                                  maybe_received=False) from None
 
     async def deliver(self, job: Job, ctx: DeliveryContext) -> Outcome:
@@ -108,7 +108,7 @@ class SocketBackend(Backend):
                 with trio.fail_after(self.timeout):
                     await stream.send_eof()
             except trio.TooSlowError:
-                raise PrinterOffline(f"{self.uri}: printer stopped reading", maybe_received=True) from None
+                raise PrinterOffline("printer stopped reading", maybe_received=True) from None
             # drain the back channel (status, PJL echoes) until the printer closes
             while True:
                 with trio.move_on_after(self.timeout) as cs:
@@ -118,10 +118,10 @@ class SocketBackend(Backend):
                 if not data:
                     return True
         except trio.TooSlowError:
-            raise PrinterOffline(f"{self.uri}: printer stopped reading for {self.timeout:g} s") from None
+            raise PrinterOffline(f"printer stopped reading for {self.timeout:g} s") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             # a raw printer throws away a job whose connection broke: resend it whole
-            raise PrinterOffline(f"{self.uri}: connection lost: {_reason(e)}") from None
+            raise PrinterOffline(f"connection lost: {_reason(e)}") from None
         finally:
             await trio.aclose_forcefully(stream)
 

@@ -206,3 +206,16 @@ async def test_printer_down_then_back(tmp_path, store, pdf):
         assert [p.read_bytes() for p in files] == [pdf]
     finally:
         eve.stop()
+
+
+async def test_ipps_delivery(eve, store, pdf, tmp_path):
+    # ippeveprinter speaks TLS on the same port (self-signed certificate)
+    uri = eve.uri.replace("ipp://", "ipps://")
+    up = Upstream(settings_for(tmp_path, {"tls": uri}), store, follow_interval=0.5)
+    job = await add_job(store, "tls", [(pdf, "application/pdf")], name="over tls")
+    async with running(up):
+        assert up.status("tls").reachable is True
+        await wait_final(job)
+    assert job.state == JobState.COMPLETED, (job.state_reasons, job.state_message)
+    files = await trio.to_thread.run_sync(lambda: eve.wait_files(1, timeout=60))
+    assert [p.read_bytes() for p in files] == [pdf]

@@ -53,7 +53,8 @@ SCALARS: dict[int, st.SearchStrategy] = {
     Tag.RANGE: st.builds(Range, int32, int32),
     Tag.TEXT_LANG: st.builds(TextLang, text, text),
     Tag.NAME_LANG: st.builds(TextLang, text, text),
-    **{t: text for t in (Tag.TEXT, Tag.NAME, Tag.KEYWORD, Tag.URI, Tag.URI_SCHEME, Tag.CHARSET, Tag.LANGUAGE, Tag.MIME_TYPE)},
+    **{t: text for t in (Tag.TEXT, Tag.NAME, Tag.KEYWORD, Tag.URI, Tag.URI_SCHEME)},
+    **{t: text for t in (Tag.CHARSET, Tag.LANGUAGE, Tag.MIME_TYPE)},
     Tag.EXTENSION: st.builds(
         lambda tag, payload: tag.to_bytes(4, "big") + payload, st.integers(0, 2**31 - 1), st.binary(max_size=8)
     ),
@@ -252,7 +253,8 @@ def mutated_encodings(draw) -> bytes:
         elif op == "delete" and data:
             del data[i : i + draw(st.integers(1, 6))]
         elif op == "length" and len(data) > i + 1:  # a plausible 2-byte length, off by a little or a lot
-            data[i : i + 2] = draw(st.sampled_from([0, 1, 4, 0x7FFF, 0x8000, 0xFFFF, draw(st.integers(0, 0xFFFF))])).to_bytes(2, "big")
+            length = draw(st.sampled_from([0, 1, 4, 0x7FFF, 0x8000, 0xFFFF, draw(st.integers(0, 0xFFFF))]))
+            data[i : i + 2] = length.to_bytes(2, "big")
     return bytes(data)
 
 

@@ -384,3 +384,30 @@ async def test_slow_client_does_not_stop_others(node, monkeypatch):
             assert r.code == Status.OK
         with trio.fail_after(15):
             await closed.wait()
+
+
+async def test_open_jobs_time_out_unless_their_data_is_arriving(tmp_path):
+    import time as _time
+    from spoolproxy.db import Database
+    from spoolproxy.ipp.operations import PrinterService
+    from spoolproxy.spool import JobStore
+
+    class Upstream:
+        def wake(self, queue):
+            pass
+
+    s = settings_for(tmp_path)
+    with Database(tmp_path / "db", sync=False) as db:
+        store = JobStore(db, tmp_path / "spool", fsync=False)
+        svc = PrinterService(s, store, Upstream())
+        idle = store.new_job(queue="demo", user="a")
+        busy = store.new_job(queue="demo", user="a")
+        for job in (idle, busy):
+            job.extra["activity"] = _time.time()
+            await store.save(job)
+        svc._receiving.add(busy.id)
+        await svc._expire_open_jobs(_time.time() + 10)  # within multiple-operation-time-out
+        assert idle.state == JobState.PENDING
+        await svc._expire_open_jobs(_time.time() + 3600)
+        assert idle.state == JobState.ABORTED and idle.closed and idle.state_message
+        assert busy.state == JobState.PENDING and not busy.closed
