@@ -865,12 +865,12 @@ Sandboxing Relaxed
     def lpadmin(self, queue: str, device_uri: str, *args: str) -> None:
         """A raw queue (no PPD, no filters): the job's bytes go to ``device_uri`` as they are.
 
-        CUPS 2.4 has no ``-m raw`` any more; leaving out -m/-P makes a queue without a
-        PPD, which is a raw queue (lpadmin warns that raw queues are deprecated)."""
+        Leaving out -m/-P makes a queue without a PPD, which is a raw queue.  (CUPS 2.4.2
+        still takes ``-m raw`` but warns "Raw queues are deprecated"; ``-m everywhere``
+        would make cupsd query the printer and filter jobs, which is not wanted here.)
+        ``-E`` after ``-p`` enables the queue and makes it accept jobs."""
         run([require("lpadmin"), "-h", self.server, "-p", queue, "-E", "-v", device_uri, *args],
             env=self._client_env(), timeout=30)
-        run([require("cupsenable"), "-h", self.server, queue], env=self._client_env(), timeout=30, check=False)
-        run([require("cupsaccept"), "-h", self.server, queue], env=self._client_env(), timeout=30, check=False)
 
     def lp(self, queue: str, path: str | os.PathLike, *options: str) -> int:
         """Print with ``lp -h`` to this cupsd; returns the CUPS job id."""

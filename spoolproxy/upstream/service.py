@@ -380,8 +380,11 @@ class Lane:
 
 
 def _offline_text(e: BaseException) -> str:
+    """printer-state-message for a printer that is down: "cannot reach printer: ..."
+    (messages that already say what the printer did are kept as they are)."""
     text = str(e)
-    return text if text.startswith("cannot reach printer") else f"cannot reach printer: {text}"
+    return text if text.startswith(("cannot reach printer", "printer ")) else \
+        f"cannot reach printer: {text}"
 
 
 class Upstream:

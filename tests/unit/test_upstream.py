@@ -56,6 +56,7 @@ class FakeIpp:
         self.identify_supported = identify
         self.impressions = impressions
         self.drop_once: set[int] = set()  # process the op, then lose the answer (once each)
+        self.only_v11 = False  # answer server-error-version-not-supported to IPP/2.0
         self.reject_format: str | None = None
         self.jobs: dict[int, dict] = {}
         self.next_id = 1
@@ -87,7 +88,7 @@ class FakeIpp:
         g.add("printer-state", Tag.ENUM, PrinterState.IDLE)
         g.add("printer-state-reasons", Tag.KEYWORD, "none")
         g.add("printer-name", Tag.NAME, "fake-ipp")
-        g.add("ipp-versions-supported", Tag.KEYWORD, "1.1", "2.0")
+        g.add("ipp-versions-supported", Tag.KEYWORD, *(("1.1",) if self.only_v11 else ("1.1", "2.0")))
         g.add("document-format-supported", Tag.MIME_TYPE, *self.formats)
         g.add("multiple-document-jobs-supported", Tag.BOOLEAN, self.multi_doc)
         g.add("copies-supported", Tag.RANGE, Range(1, 99))
@@ -128,6 +129,8 @@ class FakeIpp:
         op = msg.code
         self.ops.append(op)
         rec = printer.received[-1]
+        if self.only_v11 and msg.version != (1, 1):
+            return Reply(response(Status.VERSION_NOT_SUPPORTED, msg), early=True)
         drop = op in self.drop_once
         self.drop_once.discard(op)
         g = msg.operation
@@ -399,6 +402,30 @@ async def test_ipp_print_job_fallback_and_octet_stream(nursery, store, state):
     assert fake.count(Op.CREATE_JOB) == 0 and fake.count(Op.PRINT_JOB) == 1
     assert fake.jobs[1]["formats"] == ["application/octet-stream"]
     assert fake.job_data(1) == [b"\x1bE PCL data"]
+
+
+async def test_ipp_1_1_printer(nursery, store, state):
+    fake = FakeIpp()
+    fake.only_v11 = True
+    await fake.start(nursery)
+    job = await add_job(store, "q")
+    up = Upstream(make_settings(state, {"q": fake.uri}), store, follow_interval=0.01)
+    async with running(up):
+        assert up.status("q").reachable is True
+        await wait_until(lambda: final(job))
+    assert job.state == JobState.COMPLETED
+    assert {r.msg.version for r in fake.printer.received[1:]} == {(1, 1)}
+
+
+async def test_http_error_counts_as_printer_down(nursery, store, state):
+    printer = await FakePrinter(lambda m, p: Reply(http_status=401)).start(nursery)
+    job = await add_job(store, "q")
+    up = Upstream(make_settings(state, {"q": printer.uri}), store)
+    async with running(up):
+        st = up.status("q")
+        await wait_until(lambda: job.delivery.attempts >= 1 and job.state == JobState.PENDING)
+        assert st.state == PrinterState.STOPPED and st.reasons == ["offline-report"]
+        assert "HTTP 401" in st.message and "HTTP 401" in job.state_message
 
 
 async def test_busy_printer_is_waited_out(nursery, store, state):
