@@ -322,7 +322,7 @@ class IppClient:
             raise PrinterUnreachable(f"{self.uri}: no connection within {self.timeout:g} s",
                                      uri=self.uri, maybe_sent=False) from None
         except (OSError, trio.BrokenResourceError, ssl.SSLError) as e:
-            raise PrinterUnreachable(f"{self.uri}: cannot connect: {_reason(e)}", uri=self.uri,
+            raise PrinterUnreachable(f"{self.uri}: cannot connect: {describe_error(e)}", uri=self.uri,
                                      maybe_sent=False) from None
         self._stream = stream
         self._conn = h11.Connection(our_role=h11.CLIENT)
@@ -365,7 +365,7 @@ class IppClient:
                     await stream.send_all(conn.send(request) + conn.send(h11.Data(data=head)))
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, trio.TooSlowError) as e:
                 if reused and retry_ok:
-                    raise _NothingSent(_reason(e)) from None
+                    raise _NothingSent(describe_error(e)) from None
                 raise self._unreachable(e) from None
 
             response = await self._send_body_and_receive(stream, conn, data, reused and retry_ok
@@ -385,7 +385,7 @@ class IppClient:
     def _unreachable(self, e: BaseException) -> PrinterUnreachable:
         if isinstance(e, trio.TooSlowError):
             return PrinterUnreachable(f"{self.uri}: no answer within {self.timeout:g} s", uri=self.uri)
-        return PrinterUnreachable(f"{self.uri}: connection lost: {_reason(e)}", uri=self.uri)
+        return PrinterUnreachable(f"{self.uri}: connection lost: {describe_error(e)}", uri=self.uri)
 
     async def _send_body_and_receive(self, stream: trio.abc.Stream, conn: h11.Connection,
                                      data: bytes | AsyncIterable[bytes] | None,
@@ -521,7 +521,7 @@ class IppClient:
                 raise self._unreachable(send_error[0] if send_error else trio.TooSlowError())
 
 
-def _reason(e: BaseException) -> str:
+def describe_error(e: BaseException) -> str:
     """A short human reason: "Connection refused", "Name or service not known"."""
     if isinstance(e, OSError) and isinstance(e.errno, int) and e.errno > 0:
         return os.strerror(e.errno)
@@ -531,7 +531,7 @@ def _reason(e: BaseException) -> str:
         [e.__cause__] if e.__cause__ is not None else [])
     reasons = []
     for sub in inner:
-        r = _reason(sub)
+        r = describe_error(sub)
         if r not in reasons:
             reasons.append(r)
     if reasons:

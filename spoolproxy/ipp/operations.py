@@ -23,7 +23,7 @@ from ..spool.job import Document, Job
 from . import codec, printer as printer_mod
 from .model import JobState, Op, PrinterState, Status, Tag
 from .printer import QueueView, build_attributes, date_time, queue_uuid, select
-from .types import Attribute, Group, Message
+from .types import Attribute, Message
 from .validate import NAME_TAGS, RequestError, check_job_template, check_request, single
 
 log = logging.getLogger("spoolproxy.ipp")

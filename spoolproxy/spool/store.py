@@ -29,6 +29,7 @@ from typing import AsyncIterable, BinaryIO, Iterable
 import trio
 from sortedcontainers import SortedDict
 
+from ..fsutil import fsync_dir
 from ..db import Database, DatabaseError, job_key, key_job_id
 from ..ipp.model import JobState
 from .errors import (CorruptRecord, DocumentMissing, DocumentTooLarge, JobNotFound, SpoolError,
@@ -66,12 +67,6 @@ def _write_all(fd: int, bufs: list[bytes]) -> None:
         view = view[os.write(fd, view):]
 
 
-def _fsync_dir(path: Path) -> None:
-    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def _queue_dict(index: dict[str, SortedDict], queue: str) -> SortedDict:
@@ -383,7 +378,7 @@ class JobStore:
         finally:
             os.close(fd)
         if self.fsync:
-            _fsync_dir(self.spool_dir)
+            fsync_dir(self.spool_dir)
 
     async def _remove_files(self, names: list[str]) -> None:
         if names:

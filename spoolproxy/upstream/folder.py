@@ -18,6 +18,7 @@ from pathlib import Path
 
 import trio
 
+from ..fsutil import fsync_dir
 from ..ipp.model import JobState, PrinterState
 from ..spool.errors import SpoolError
 from ..spool.job import Document, Job
@@ -69,12 +70,6 @@ def file_name(job: Job, doc: Document) -> str:
     return f"{job.id}-{doc.number}-{base}.{ext}"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy(src_open, directory: Path, final: str, abort: threading.Event, fsync: bool) -> int:
@@ -104,7 +99,7 @@ def _copy(src_open, directory: Path, final: str, abort: threading.Event, fsync: 
             raise InterruptedError("delivery aborted")
         os.replace(tmp, directory / final)
         if fsync:
-            _fsync_dir(directory)
+            fsync_dir(directory)
         return size
     except BaseException:
         if fd >= 0:

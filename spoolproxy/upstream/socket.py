@@ -16,12 +16,12 @@ at-least-once and cannot be closed with this protocol.
 """
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 import trio
 
 from ..ipp.model import JobState
+from ..ipp.client import describe_error
 from ..spool.errors import SpoolError
 from ..spool.job import Job
 from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, PrinterOffline,
@@ -30,22 +30,6 @@ from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, P
 DEFAULT_PORT = 9100
 
 
-def _reason(e: BaseException) -> str:
-    """A short human reason: "Connection refused", "Name or service not known"."""
-    if isinstance(e, OSError) and isinstance(e.errno, int) and e.errno > 0:
-        return os.strerror(e.errno)
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    inner = getattr(e.__cause__, "exceptions", None) or (
-        [e.__cause__] if e.__cause__ is not None else [])
-    reasons = []
-    for sub in inner:
-        r = _reason(sub)
-        if r not in reasons:
-            reasons.append(r)
-    if reasons:
-        return "; ".join(reasons)
-    return str(e) or type(e).__name__
 
 
 class SocketBackend(Backend):
@@ -68,7 +52,7 @@ class SocketBackend(Backend):
             raise PrinterOffline(f"cannot reach printer: no connection within {self.timeout:g} s",
                                  maybe_received=False) from None
         except OSError as e:
-            raise PrinterOffline(f"cannot reach printer: cannot connect: {_reason(e)}",
+            raise PrinterOffline(f"cannot reach printer: cannot connect: {describe_error(e)}",
                                  maybe_received=False) from None
 
     async def deliver(self, job: Job, ctx: DeliveryContext) -> Outcome:
@@ -121,7 +105,7 @@ class SocketBackend(Backend):
             raise PrinterOffline(f"printer stopped reading for {self.timeout:g} s") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
             # a raw printer throws away a job whose connection broke: resend it whole
-            raise PrinterOffline(f"connection lost: {_reason(e)}") from None
+            raise PrinterOffline(f"connection lost: {describe_error(e)}") from None
         finally:
             await trio.aclose_forcefully(stream)
 
