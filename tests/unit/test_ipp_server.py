@@ -296,7 +296,7 @@ async def test_printer_attributes_and_cups_operations(node):
                                 requested_attributes=(Tag.KEYWORD, "printer-uri-supported", "operations-supported")))
     p = r.group(Tag.PRINTER)
     assert {a.name for a in p} == {"printer-uri-supported", "operations-supported"}
-    assert p.value("printer-uri-supported") == f"ipp://127.0.0.1/ipp/print/demo"  # the Host the client used
+    assert p.value("printer-uri-supported") == "ipp://127.0.0.1/ipp/print/demo"  # the Host the client used
     assert Op.CREATE_JOB in p.get("operations-supported").values
     r = await ipp(port, request(Op.GET_PRINTER_ATTRIBUTES, port))
     p = r.group(Tag.PRINTER)
