@@ -8,9 +8,10 @@ It starts its own peers in a temporary directory and removes them afterwards:
 
 * an AppSocket sink (bench/_sink.py, its own process) that reads and discards every job;
 * a private cupsd (own configuration, spool, cache, state and logs; 127.0.0.1 only; no
-  authentication; ``SyncOnClose Yes`` and ``DirtyCleanInterval 0`` so it fsyncs its job
-  files as soon as it can; ``PreserveJobHistory No`` and ``MaxJobs 0`` so it neither
-  refuses a backlog nor slows down with history) with a raw queue ``rawq`` to the sink;
+  authentication; ``SyncOnClose Yes`` so it fsyncs the job files it writes,
+  ``DirtyCleanInterval`` 30 (its default; ``--cupsd-dirty-clean-interval``);
+  ``PreserveJobHistory No`` and ``MaxJobs 0`` so it neither refuses a backlog nor slows
+  down with history) with a raw queue ``rawq`` (no PPD, no filters) to the sink;
 * a spoolproxy node (``fsync = true``) with one direct queue to the same sink, and
   (unless ``--no-nofsync``) a second node with ``fsync = false``, reported on its own
   line and never used for the ratio.
@@ -102,13 +103,22 @@ def tail(path: Path, lines: int = 40) -> str:
     return f"--- {path} (last {min(lines, len(text))} lines)\n" + "\n".join(text[-lines:])
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (not its children)."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """utime + stime of one process (with ``children``: plus those of its reaped children,
+    which for cupsd are the backends it ran)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, IndexError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (all cores), from /proc/stat."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- processes
@@ -286,7 +296,7 @@ Sandboxing Relaxed
 class Node:
     """``python -m spoolproxy serve --config FILE`` with one queue to the sink."""
 
-    def __init__(self, work: Path, name: str, sink_port: int, *, fsync: bool):
+    def __init__(self, work: Path, name: str, sink_port: int, *, fsync: bool, cprofile: Path | None = None):
         self.dir = work / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
@@ -308,7 +318,8 @@ default = true
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         self.log = self.dir / "node.log"
-        self.proc = Proc(name, [sys.executable, "-m", "spoolproxy", "serve", "--config", str(cfg)],
+        prefix = [sys.executable] + (["-m", "cProfile", "-o", str(cprofile.resolve())] if cprofile else [])
+        self.proc = Proc(name, [*prefix, "-m", "spoolproxy", "serve", "--config", str(cfg)],
                          self.log, env=env, cwd=self.dir)
         marker = f"IPP queue {PROXY_QUEUE} "
 
@@ -449,12 +460,18 @@ def status_name(code: int) -> str:
 
 
 async def not_completed(target: "Target") -> int:
+    """The target's unfinished jobs (queued-job-count: pending, held and processing).
+    Cheaper for both servers than Get-Jobs, which builds every job's attributes."""
     resp = await ipp_call(target.port, target.path, ipp_request(
-        Op.GET_JOBS, target.uri, ("which-jobs", Tag.KEYWORD, "not-completed"),
-        ("requested-attributes", Tag.KEYWORD, "job-id")))
+        Op.GET_PRINTER_ATTRIBUTES, target.uri, ("requested-attributes", Tag.KEYWORD, "queued-job-count")))
     if resp.code >= 0x0100:
-        raise PeerFailed(f"Get-Jobs on {target.label}: {status_name(resp.code)}")
-    return sum(1 for g in resp.groups if g.tag == Tag.JOB)
+        raise PeerFailed(f"Get-Printer-Attributes on {target.label}: {status_name(resp.code)}")
+    for g in resp.groups:
+        if g.tag == Tag.PRINTER:
+            value = g.value("queued-job-count")
+            if isinstance(value, int):
+                return value
+    raise PeerFailed(f"{target.label} reports no queued-job-count")
 
 
 # --------------------------------------------------------------------------- client
@@ -473,8 +490,11 @@ class Run:
     errors: int = 0
     errors_by_status: dict = field(default_factory=dict)
     backlog: int = 0              # jobs the target had not finished when the phase ended
-    server_cpu_ms_per_job: float = 0.0
+    server_cpu_ms_per_job: float = 0.0  # the server process (cupsd: with the backends it reaped)
     client_cpu_ms_per_job: float = 0.0
+    sink_cpu_ms_per_job: float = 0.0
+    other_load: float = 0.0       # cores busy with anything else on the machine during the run
+    settle_seconds: float = 0.0   # afterwards: cancelling (cupsd) or draining (proxy) the backlog
     warmup_jobs: int = 0
 
 
@@ -486,6 +506,7 @@ class Target:
     path: str
     uri: str
     pid: int
+    sink_pid: int = 0
     payload: bytes = b""
     runs: list[Run] = field(default_factory=list)
 
@@ -558,21 +579,29 @@ async def measure(target: Target, rnd: int, args: argparse.Namespace) -> Run:
             raise PeerFailed(f"{target.label}: warm-up jobs failed: {werr}")
         lat: list[float] = []
         errs: dict = {}
-        cpu0, ru0 = cpu_seconds(target.pid), resource.getrusage(resource.RUSAGE_SELF)
+        def snapshot() -> tuple[float, float, float, float]:
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            return (cpu_seconds(target.pid, children=True), ru.ru_utime + ru.ru_stime,
+                    cpu_seconds(target.sink_pid), machine_busy())
+
+        before = snapshot()
         n, secs = await phase(conns, target, jobs=0 if args.seconds else args.jobs,
                               seconds=args.seconds or 0.0, latencies=lat, errors=errs)
-        cpu1, ru1 = cpu_seconds(target.pid), resource.getrusage(resource.RUSAGE_SELF)
+        after = snapshot()
     finally:
         for c in conns:
             with trio.move_on_after(1):
                 await c.aclose()
     lat.sort()
-    client_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    server_cpu, client_cpu, sink_cpu, busy = (a - b for a, b in zip(after, before))
     run = Run(target=target.key, round=rnd, jobs=n, seconds=secs, rate=n / secs if secs else 0.0,
               p50_ms=pct(lat, 0.50) * 1e3, p99_ms=pct(lat, 0.99) * 1e3, max_ms=(lat[-1] * 1e3 if lat else 0.0),
               errors=sum(errs.values()), errors_by_status=errs,
-              server_cpu_ms_per_job=(cpu1 - cpu0) * 1e3 / n if n else 0.0,
-              client_cpu_ms_per_job=client_cpu * 1e3 / n if n else 0.0, warmup_jobs=warm)
+              server_cpu_ms_per_job=server_cpu * 1e3 / n if n else 0.0,
+              client_cpu_ms_per_job=client_cpu * 1e3 / n if n else 0.0,
+              sink_cpu_ms_per_job=sink_cpu * 1e3 / n if n else 0.0,
+              other_load=max(0.0, busy - server_cpu - client_cpu - sink_cpu) / secs if secs else 0.0,
+              warmup_jobs=warm)
     run.backlog = await not_completed(target)
     return run
 
@@ -591,7 +620,7 @@ async def settle(target: Target, timeout: float) -> None:
             return
         if time.monotonic() > deadline:
             raise PeerFailed(f"{target.label} still has {left} unfinished job(s) after {timeout:.0f} s")
-        await trio.sleep(0.2)
+        await trio.sleep(0.5)
 
 
 async def verify_cupsd_raw(c: Cupsd, pdf: bytes) -> dict:
@@ -661,14 +690,14 @@ def summarise(t: Target) -> dict:
 
 def table(targets: list[Target], summary: dict, rounds: int) -> str:
     rows = [("target", "run", "jobs", "seconds", "jobs/s", "p50 ms", "p99 ms", "errors", "backlog",
-             "srv cpu ms/job")]
+             "srv cpu ms/job", "other load")]
     for t in targets:
         s = summary[t.key]
         kinds = (("median", s["median"]), ("best", s["best"])) if rounds > 1 else (("only", s["median"]),)
         for kind, r in kinds:
             rows.append((t.label, kind, str(r["jobs"]), f"{r['seconds']:.2f}", f"{r['rate']:.1f}",
                          f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["errors"]), str(r["backlog"]),
-                         f"{r['server_cpu_ms_per_job']:.2f}"))
+                         f"{r['server_cpu_ms_per_job']:.2f}", f"{r['other_load']:.2f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = []
     for k, r in enumerate(rows):
@@ -695,9 +724,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", default="cupsd,proxy,proxy-nofsync",
                    help="comma-separated subset of cupsd,proxy,proxy-nofsync to measure (default: all; "
                         "the ratio needs cupsd and proxy)")
-    p.add_argument("--cupsd-dirty-clean-interval", type=int, default=0, metavar="S",
-                   help="cupsd DirtyCleanInterval (default 0: write and fsync job files as soon as possible)")
+    p.add_argument("--cupsd-dirty-clean-interval", type=int, default=30, metavar="S",
+                   help="cupsd's DirtyCleanInterval: how long after answering it writes (and, with "
+                        "SyncOnClose, fsyncs) a job's control file; default 30, cupsd's own default; "
+                        "0 = as soon as possible (the closest cupsd gets to the proxy's durability)")
     p.add_argument("--document", type=Path, help="print this PDF instead of the generated one")
+    p.add_argument("--proxy-cprofile", type=Path, metavar="FILE",
+                   help="run the fsync=true node under cProfile and write its stats here (python -m pstats "
+                        "FILE); its rates are then not comparable")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, spools)")
     p.add_argument("--settle-timeout", type=float, default=300.0, help="longest wait for a queue to empty")
@@ -738,24 +772,30 @@ def main(argv: list[str] | None = None) -> int:
             for key, label, fsync in (("proxy", "proxy (fsync=true)", True),
                                       ("proxy-nofsync", "proxy (fsync=false) [extra]", False)):
                 if key in want:
-                    node = Node(work, key, sink.port, fsync=fsync)
+                    node = Node(work, key, sink.port, fsync=fsync,
+                                cprofile=args.proxy_cprofile if key == "proxy" else None)
                     targets.append(Target(key, label, node.port, node.path, node.uri, node.proc.pid))
         except PeerFailed as e:
             print(f"accept_rate: a peer did not start: {e}", file=sys.stderr)
             return EXIT_PEER
         for t in targets:
             t.payload = print_job_bytes(t.port, t.path, t.uri, pdf)
+            t.sink_pid = sink.proc.pid
 
         what = f"{args.seconds:g} s" if args.seconds else f"{args.jobs} jobs"
         print(f"accept_rate: {what} per run, {args.concurrency} connections, {args.rounds} round(s); "
               f"document {len(pdf)} bytes PDF; {os.cpu_count()} CPUs, load {load0[0]:.2f} at start")
         if cupsd:
-            print(f"  cupsd: SyncOnClose Yes (fsyncs job control files and job.cache), DirtyCleanInterval "
-                  f"{args.cupsd_dirty_clean_interval}, PreserveJobHistory No, MaxJobs 0; it never fsyncs the "
-                  f"document file and writes the job record after answering")
+            dci = args.cupsd_dirty_clean_interval
+            print(f"  cupsd: SyncOnClose Yes, DirtyCleanInterval {dci}{' (its default)' if dci == 30 else ''}, "
+                  f"PreserveJobHistory No, MaxJobs 0: it answers first and writes+fsyncs the job's control "
+                  f"file and job.cache {'up to %d s later' % dci if dci else 'right after'}; it never fsyncs "
+                  f"the document file")
             print(f"  cupsd raw queue check: {raw_check['print-job']}")
         if "proxy" in want:
             print("  proxy: fsync = true (document file + spool directory + LMDB commit before answering)")
+        if args.proxy_cprofile:
+            print(f"  proxy runs under cProfile ({args.proxy_cprofile}): its rates are not comparable")
 
         async def bench() -> None:
             for t in targets:
@@ -766,11 +806,17 @@ def main(argv: list[str] | None = None) -> int:
                     t.runs.append(run)
                     print(f"  round {rnd + 1} {t.label:28s} {run.jobs:6d} jobs {run.seconds:7.2f} s "
                           f"{run.rate:8.1f} jobs/s  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  "
-                          f"errors {run.errors}  backlog {run.backlog}", flush=True)
+                          f"errors {run.errors}  backlog {run.backlog}  other load {run.other_load:.2f}",
+                          flush=True)
                     for proc in LIVE:
                         if not proc.alive():
                             raise PeerFailed(f"{proc.name} died\n{tail(proc.log)}")
+                    t0 = time.monotonic()
                     await settle(t, args.settle_timeout)
+                    run.settle_seconds = time.monotonic() - t0
+                    if t.key != "cupsd" and run.backlog:
+                        print(f"    drained {run.backlog} jobs to the sink in {run.settle_seconds:.1f} s "
+                              f"({run.backlog / max(run.settle_seconds, 1e-9):.0f} jobs/s)", flush=True)
 
         try:
             trio.run(bench)
@@ -781,6 +827,12 @@ def main(argv: list[str] | None = None) -> int:
         summary = {t.key: summarise(t) for t in targets}
         print()
         print(table(targets, summary, args.rounds))
+        print("(backlog: jobs the target had not finished when the run ended; srv cpu: the server process,"
+              " cupsd with its backends; other load: cores busy with anything but server, client and sink)")
+        busiest = max((r.other_load for t in targets for r in t.runs), default=0.0)
+        if busiest > 0.25:
+            print(f"note: other work used up to {busiest:.2f} of {os.cpu_count()} cores during the runs; "
+                  f"the rates are noisy: rerun on an idle machine or compare several rounds")
         print()
         ratio = best_ratio = met = None
         c_rate = summary["cupsd"]["median_rate"] if "cupsd" in summary else 0.0

@@ -28,13 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interop: talks to real peers (CUPS, ippeveprinter, Ghostscript, ...)")
 
 
-def register_peer(request: pytest.FixtureRequest, peer: Any) -> None:
-    """Attach a peer to the running test so that its log lands in a failure report."""
-    item = request.node
-    if not hasattr(item, "_spoolproxy_peers"):
-        item._spoolproxy_peers = []
-    if peer not in item._spoolproxy_peers:
-        item._spoolproxy_peers.append(peer)
+register_peer = peers.register_peer
 
 
 @pytest.hookimpl(hookwrapper=True)

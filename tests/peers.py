@@ -15,9 +15,9 @@ Rules:
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
-import errno
 import fcntl
 import hashlib
 import os
@@ -41,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 IPPTOOL_DIR = Path("/usr/share/cups/ipptool")
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 
-# The formats the brief asks ippeveprinter to accept.  With this list ippeveprinter
+# The formats ippeveprinter is told to accept (-f).  With this list it
 # advertises PDF, PostScript, JPEG, PWG raster and Apple raster, which is what
 # ipp-everywhere.test expects of a printer.
 EVE_FORMATS = "application/pdf,application/postscript,image/pwg-raster,image/jpeg,image/urf"
@@ -325,9 +325,17 @@ def _kill_leftovers() -> None:  # pragma: no cover - only when a test run is int
             peer.kill9()
 
 
-import atexit  # noqa: E402
-
 atexit.register(_kill_leftovers)
+
+
+def register_peer(request: Any, peer: Peer) -> None:
+    """Attach a peer to the running pytest item (``request.node``): when the test fails,
+    tests/conftest.py adds the end of the peer's log to the report."""
+    item = request.node
+    if not hasattr(item, "_spoolproxy_peers"):
+        item._spoolproxy_peers = []
+    if peer not in item._spoolproxy_peers:
+        item._spoolproxy_peers.append(peer)
 
 
 # --------------------------------------------------------------------------- ipptool
@@ -556,21 +564,32 @@ def job_state_name(value: Any) -> str:
 class IppEvePrinter(Peer):
     """``ippeveprinter`` keeping every job it receives (-k) in ``spool_dir``.
 
-    It names the kept files ``<job-id>-<job-name>.<ext>`` (job-name lower-cased, with
-    anything but letters and digits turned into '_'; ext from the document format:
-    pdf, ps, jpg, pwg, urf, or prn for anything else), writes them while the job is
-    received, then "prints" for a few seconds (it simulates speed, default 10 ppm)."""
+    It names the kept files ``<job-id>-<job-name>.<ext>``: job-name lower-cased with
+    anything but letters and digits turned into '_' (``1-a4_test_document.pdf``), ext
+    from the document format (pdf, ps, jpg, pwg, urf).  application/octet-stream is
+    sniffed (a PDF sent as octet-stream is kept as .pdf); what it cannot recognise it
+    rejects with client-error-document-format-not-supported.  It writes the file
+    while the job is received, then "prints" it: for a random 5-15 s without a print
+    command, in milliseconds with ``fast``.  It takes one job at a time and answers
+    server-error-busy ("Currently printing another job.") until that one is done.
+    Job ids restart at 1 when it restarts (and files of the same name are replaced)."""
 
     name = "ippeveprinter"
 
     def __init__(self, workdir: Path, *, printer_name: str = "spoolproxy-test", port: int | None = None,
                  formats: str = EVE_FORMATS, fast: bool = False, duplex: bool = False,
-                 extra_args: Iterable[str] = (), name: str | None = None) -> None:
+                 register_dnssd: bool = False, extra_args: Iterable[str] = (),
+                 name: str | None = None) -> None:
         super().__init__(workdir, name)
         self.printer_name = printer_name
         self.port = port or free_port()
         self.formats = formats
         self.extra_args = list(extra_args)
+        if not register_dnssd:
+            # -r off: do not advertise it over mDNS (it still needs avahi running to
+            # start at all).  Parallel test runs then do not see each other's printers
+            # or rename them; the conformance results are the same either way.
+            self.extra_args += ["-r", "off"]
         if duplex:
             # -2: two-sided support; also makes it report pwg-raster-document-sheet-back,
             # which ipp-everywhere.test requires, and enables the duplex print tests.
@@ -578,9 +597,8 @@ class IppEvePrinter(Peer):
         if fast:
             # Without a print command ippeveprinter "prints" each job for a random 5-15 s
             # and answers server-error-busy meanwhile.  /bin/true "prints" in a few ms;
-            # -D file:///dev/null sends the command's output there, otherwise it would
-            # write <job>.prn next to the kept job file (and overwrite it when the job
-            # file itself is .prn, i.e. application/octet-stream).
+            # -D file:///dev/null sends the command's output there (otherwise it writes
+            # an empty <job>.prn next to every kept job file).
             self.extra_args += ["-c", shutil.which("true") or "/bin/true", "-D", "file:///dev/null"]
         self.spool_dir = self.workdir / "spool"
         self.spool_dir.mkdir(parents=True, exist_ok=True)

@@ -169,6 +169,10 @@ class IppServer:
             await self._http_error(conn, 415, "Unsupported Content-Encoding")
             return False
 
+        if headers.get("expect", "").strip().lower() == "100-continue":
+            # CUPS clients send the request right after the headers and then wait up
+            # to a second for this; h11 stops asking once body bytes have arrived.
+            await conn.send(h11.InformationalResponse(status_code=100, headers=[]))
         body = conn.body()
         if decoder is not None:
             body = _decoded(body, decoder)

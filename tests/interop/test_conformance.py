@@ -22,12 +22,10 @@ How the suites are run (see tests/peers.py for the details):
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 import peers
-from conftest import register_peer
 
 pytestmark = pytest.mark.interop
 
@@ -101,7 +99,7 @@ def wait_final(uri: str, timeout: float) -> list[dict]:
 def test_conformance(conformance_env, suite, request):
     env = conformance_env
     for p in env["peers"]:
-        register_peer(request, p)
+        peers.register_peer(request, p)
     ref, node, docs = env["ref"], env["node"], env["docs"]
     ref_suites = env["ref_suites"]
 

@@ -411,3 +411,20 @@ async def test_open_jobs_time_out_unless_their_data_is_arriving(tmp_path):
         await svc._expire_open_jobs(_time.time() + 3600)
         assert idle.state == JobState.ABORTED and idle.closed and idle.state_message
         assert busy.state == JobState.PENDING and not busy.closed
+
+
+async def test_100_continue_is_sent_even_when_the_body_came_with_the_headers(node):
+    # CUPS clients (ipptool, lp, the ipp backend) send everything, then wait up to 1 s
+    # for the interim response; without it every request costs them a second.
+    port = node.ipp_port
+    body = codec.encode(request(Op.GET_PRINTER_ATTRIBUTES, port))
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all((f"POST /ipp/print/demo HTTP/1.1\r\nHost: x\r\nContent-Type: application/ipp\r\n"
+                               f"Expect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(100)
+        assert data.startswith(b"HTTP/1.1 100")
+        status, _, resp = await read_response_after(stream, data.partition(b"\r\n\r\n")[2])
+        assert status == 200 and codec.decode(resp)[0].code == Status.OK
