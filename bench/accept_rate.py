@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Jobs accepted per second over IPP: spoolproxy against cupsd, same client, same run.
 
-    PYTHONPATH=. python3 bench/accept_rate.py [--jobs 2000 | --seconds S] [--concurrency 8]
-                                              [--rounds 3] [--quick] [--json FILE]
+    python3 bench/accept_rate.py [--jobs 2000 | --seconds S] [--concurrency 8] [--rounds 3]
+                                 [--quick] [--json FILE]    (--help for the rest)
 
 It starts its own peers in a temporary directory and removes them afterwards:
 
@@ -34,10 +34,12 @@ failed (any non-successful status or a broken connection), 3 when a peer did not
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -127,8 +129,18 @@ def machine_busy() -> float:
 LIVE: list["Proc"] = []  # every process started; main() stops them all, whatever happened
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """PR_SET_PDEATHSIG: the kernel sends the peer SIGTERM if the benchmark dies, even
+    by SIGKILL, so a killed run leaves no cupsd or node behind."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 class Proc:
-    """A subprocess in its own session with its output in a log file."""
+    """A subprocess in its own session with its output in a log file.  Start them
+    before any trio.run (preexec_fn is not safe while other threads run)."""
 
     def __init__(self, name: str, argv: list[str], log: Path, *, env: dict | None = None,
                  cwd: Path | None = None, stdout_pipe: bool = False):
@@ -136,7 +148,8 @@ class Proc:
         self._logf = open(log, "ab")
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE if stdout_pipe else self._logf,
-                                  stderr=self._logf, env=env, cwd=cwd, start_new_session=True)
+                                  stderr=self._logf, env=env, cwd=cwd, start_new_session=True,
+                                  preexec_fn=_die_with_parent)
         LIVE.append(self)
 
     @property
@@ -175,7 +188,8 @@ class Sink:
     def __init__(self, work: Path):
         self.proc = Proc("sink", [sys.executable, str(Path(__file__).with_name("_sink.py"))],
                          work / "sink.log", stdout_pipe=True)
-        line = self.proc.p.stdout.readline().decode().split()  # type: ignore[union-attr]
+        ready, _, _ = select.select([self.proc.p.stdout], [], [], 30)
+        line = self.proc.p.stdout.readline().decode().split() if ready else []  # type: ignore[union-attr]
         if len(line) != 2 or line[0] != "PORT":
             self.proc.stop()
             raise PeerFailed(f"AppSocket sink did not start\n{tail(self.proc.log)}")
@@ -752,6 +766,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (e.g. a CI timeout) becomes a Ctrl-C, which trio turns into a clean
+    # KeyboardInterrupt, so the finally below stops the peers (a shell's "cmd &" starts
+    # us with SIGINT ignored: take it back)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     work = Path(tempfile.mkdtemp(prefix="spoolproxy-bench-"))
     os.chmod(work, 0o755)  # cupsd's backends (user lp) must reach its spool below it
     started = time.time()
@@ -766,7 +785,6 @@ def main(argv: list[str] | None = None) -> int:
             sink = Sink(work)
             if "cupsd" in want:
                 cupsd = Cupsd(work, sink.port, dirty_clean=args.cupsd_dirty_clean_interval)
-                raw_check = trio.run(verify_cupsd_raw, cupsd, pdf)
                 targets.append(Target("cupsd", f"cupsd {CUPS_QUEUE} (SyncOnClose)", cupsd.port, cupsd.path,
                                       cupsd.uri, cupsd.proc.pid))
             for key, label, fsync in (("proxy", "proxy (fsync=true)", True),
@@ -775,6 +793,8 @@ def main(argv: list[str] | None = None) -> int:
                     node = Node(work, key, sink.port, fsync=fsync,
                                 cprofile=args.proxy_cprofile if key == "proxy" else None)
                     targets.append(Target(key, label, node.port, node.path, node.uri, node.proc.pid))
+            if cupsd:  # (every process is started: trio.run may leave threads behind)
+                raw_check = trio.run(verify_cupsd_raw, cupsd, pdf)
         except PeerFailed as e:
             print(f"accept_rate: a peer did not start: {e}", file=sys.stderr)
             return EXIT_PEER
@@ -892,4 +912,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("accept_rate: interrupted", file=sys.stderr)
+        sys.exit(130)

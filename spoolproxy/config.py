@@ -76,6 +76,9 @@ class IppSettings(_Section):
     max_header_bytes: int = Field(256 << 10, ge=4096, description="largest IPP attribute section")
     max_job_bytes: int = Field(0, ge=0, description="largest document, 0 = no limit")
     idle_timeout: float = Field(60.0, gt=0, description="seconds a connection may stay silent")
+    # schemes Print-URI/Send-URI may fetch a document-uri from. Off by default: any client
+    # could make the node fetch internal addresses (its own admin API) and print the result
+    document_uri_schemes: tuple[Literal["http", "https"], ...] = ()
 
     @field_validator("listen")
     @classmethod

@@ -132,6 +132,8 @@ class PrinterService:
         try:
             target = check_request(req)
             handler = HANDLERS.get(req.code)
+            if req.code in URI_OPS and not self.settings.ipp.document_uri_schemes:
+                handler = None
             if handler is None:
                 raise RequestError(Status.OPERATION_NOT_SUPPORTED,
                                    f"Operation {req.code:#06x} is not supported.")
@@ -210,7 +212,8 @@ class PrinterService:
             state=int(state), state_reasons=reasons, state_message=st.message or "",
             queued=len(jobs), up_time=self.up_time(), started=self.started,
             state_changed=self._state_changed[queue], upstream=st.attributes,
-            device_uri=cfg.printer, is_default=queue == self.settings.default_queue)
+            device_uri=cfg.printer, is_default=queue == self.settings.default_queue,
+            uri_schemes=tuple(self.settings.ipp.document_uri_schemes))
 
     @staticmethod
     def up_time() -> int:
@@ -289,8 +292,8 @@ class PrinterService:
         job.completed = time.time()
 
     # ---- job creation ---------------------------------------------------------
-    def _validate_create(self, req: Message, queue: str, ctx: RequestContext,
-                         resp: Message, has_document: bool) -> tuple[list[Attribute], dict]:
+    def _validate_create(self, req: Message, queue: str, ctx: RequestContext, resp: Message,
+                         has_document: bool, by_reference: bool = False) -> tuple[list[Attribute], dict]:
         """Check operation and job template attributes of Print-Job/Validate-Job/
         Create-Job. Returns the job's attributes and the document facts."""
         op = req.operation
@@ -300,7 +303,7 @@ class PrinterService:
         fidelity = single(op.get("ipp-attribute-fidelity"), (Tag.BOOLEAN,), "ipp-attribute-fidelity") or False
         single(op.get("requesting-user-name"), NAME_TAGS, "requesting-user-name")
         if has_document:
-            info.update(self._document_info(req, printer))
+            info.update(self._document_info(req, printer, by_reference))
         job_attrs: list[Attribute] = []
         for g in req.groups_of(Tag.JOB):
             job_attrs.extend(g.attributes)
@@ -325,8 +328,11 @@ class PrinterService:
         info["held"] = getattr(hold_value, "text", hold_value) not in ("no-hold", None)
         return job_attrs, info
 
-    def _document_info(self, req: Message, printer: dict[str, Attribute]) -> dict:
+    def _document_info(self, req: Message, printer: dict[str, Attribute], by_reference: bool = False) -> dict:
         op = req.operation
+        info: dict = {}
+        if by_reference:
+            info["document_uri"] = self._document_uri(req)
         fmt = single(op.get("document-format"), (Tag.MIME_TYPE,), "document-format") or "application/octet-stream"
         sup = printer.get("document-format-supported")
         if sup is not None and fmt not in sup.values:
@@ -337,7 +343,20 @@ class PrinterService:
             raise RequestError(Status.COMPRESSION_NOT_SUPPORTED, f'Compression "{comp}" is not supported.',
                                [op.get("compression")])
         doc_name = single(op.get("document-name"), NAME_TAGS, "document-name") or ""
-        return {"format": fmt, "compression": comp, "document_name": doc_name}
+        info.update(format=fmt, compression=comp, document_name=doc_name)
+        return info
+
+    def _document_uri(self, req: Message) -> str:
+        attr = req.operation.get("document-uri")
+        if attr is None:
+            raise RequestError(Status.BAD_REQUEST, "Missing required document-uri attribute.")
+        uri = single(attr, (Tag.URI,), "document-uri")
+        from . import fetch
+        try:
+            fetch.check_uri(uri, self.settings.ipp.document_uri_schemes)
+        except fetch.FetchError as e:
+            raise RequestError(e.status, str(e), [attr]) from None
+        return uri
 
     async def _spool(self, body: AsyncIterator[bytes], compression: str) -> tuple[str, int, bytes]:
         """Stream the document to a spool file; returns (file, size, first bytes)."""
@@ -378,9 +397,10 @@ class PrinterService:
         attrs = {x.name: x for x in self.job_attributes(job, ctx)}
         resp.add_group(Tag.JOB, [attrs[n] for n in names if n in attrs])
 
-    async def op_print_job(self, req, body, ctx, resp, queue, _job_id):
-        job_attrs, info = self._validate_create(req, queue, ctx, resp, has_document=True)
-        name, size, head = await self._spool(body, info["compression"])
+    async def op_print_job(self, req, body, ctx, resp, queue, _job_id, by_reference=False):
+        job_attrs, info = self._validate_create(req, queue, ctx, resp, has_document=True,
+                                                by_reference=by_reference)
+        name, size, head = await self._receive(body, info)
         if size == 0:
             self.store.discard_file(name)
             raise RequestError(Status.BAD_REQUEST, "No document data in request.")
@@ -394,6 +414,25 @@ class PrinterService:
         log.info("job %d received on %s from %s: %d bytes %s", job.id, queue, job.user, size, fmt)
         self.upstream.wake(queue)
         self._job_response(resp, job, ctx)
+
+    async def op_print_uri(self, req, body, ctx, resp, queue, job_id):
+        await self.op_print_job(req, body, ctx, resp, queue, job_id, by_reference=True)
+
+    async def op_send_uri(self, req, body, ctx, resp, queue, job_id):
+        await self.op_send_document(req, body, ctx, resp, queue, job_id, by_reference=True)
+
+    async def _receive(self, body: AsyncIterator[bytes], info: dict) -> tuple[str, int, bytes]:
+        """Spool the request's document data, or fetch the document-uri and spool that."""
+        uri = info.get("document_uri")
+        if uri is None:
+            return await self._spool(body, info["compression"])
+        from . import fetch
+        try:
+            async with fetch.open_uri(uri, schemes=self.settings.ipp.document_uri_schemes,
+                                      timeout=self.settings.ipp.idle_timeout) as doc:
+                return await self._spool(doc.body, info["compression"])
+        except fetch.FetchError as e:
+            raise DocumentDataError(e.status, str(e)) from None
 
     def _holds(self, queue: str) -> bool:
         """A hold queue keeps every job until it is released (Secure Print)."""
@@ -419,7 +458,7 @@ class PrinterService:
         await self.store.save(job)
         self._job_response(resp, job, ctx)
 
-    async def op_send_document(self, req, body, ctx, resp, queue, job_id):
+    async def op_send_document(self, req, body, ctx, resp, queue, job_id, by_reference=False):
         job = self._job(queue, job_id, req)
         self._check_owner(job, req)
         op = req.operation
@@ -431,10 +470,10 @@ class PrinterService:
             raise RequestError(Status.NOT_POSSIBLE, f"Job #{job.id} is {JobState(job.state).keyword}.")
         if job.closed:
             raise RequestError(Status.NOT_POSSIBLE, f"Job #{job.id} already has its last document.")
-        info = self._document_info(req, self.printer_attributes(queue, ctx))
+        info = self._document_info(req, self.printer_attributes(queue, ctx), by_reference)
         self._receiving.add(job.id)
         try:
-            name, size, head = await self._spool(body, info["compression"])
+            name, size, head = await self._receive(body, info)
         finally:
             self._receiving.discard(job.id)
             job.extra["activity"] = time.time()
@@ -588,7 +627,9 @@ class PrinterService:
 HANDLERS: dict[int, Callable] = {
     Op.PRINT_JOB: PrinterService.op_print_job,
     Op.VALIDATE_JOB: PrinterService.op_validate_job,
+    Op.PRINT_URI: PrinterService.op_print_uri,
     Op.CREATE_JOB: PrinterService.op_create_job,
+    Op.SEND_URI: PrinterService.op_send_uri,
     Op.SEND_DOCUMENT: PrinterService.op_send_document,
     Op.CLOSE_JOB: PrinterService.op_close_job,
     Op.CANCEL_JOB: PrinterService.op_cancel_job,
@@ -602,6 +643,7 @@ HANDLERS: dict[int, Callable] = {
     Op.CUPS_GET_DEFAULT: PrinterService.op_cups_get_default,
     Op.CUPS_GET_PRINTERS: PrinterService.op_cups_get_printers,
 }
+URI_OPS = frozenset({Op.PRINT_URI, Op.SEND_URI})
 # Operations whose request may carry document data; the others' bodies are discarded.
 DOCUMENT_OPS = frozenset({Op.PRINT_JOB, Op.SEND_DOCUMENT})
 

@@ -82,6 +82,7 @@ class QueueView:
     upstream: Group | None  # the printer's own attributes, if it speaks IPP
     device_uri: str
     is_default: bool
+    uri_schemes: tuple[str, ...] = ()  # document-uri schemes Print-URI/Send-URI fetch; () = no such ops
 
 
 def queue_uuid(node: str, queue: str) -> str:
@@ -180,7 +181,9 @@ def _own_attributes(view: QueueView, upstream_formats: Iterable[str]) -> list[At
     info = view.info or view.name
     more = view.printer_uri.replace("ipps://", "https://", 1).replace("ipp://", "http://", 1)
     printer_type = 0x2 | 0x40 | (0x20000 if view.is_default else 0)  # remote, copies, default
-    return [
+    operations = OPERATIONS + ((Op.PRINT_URI, Op.SEND_URI) if view.uri_schemes else ())
+    by_reference = [a("reference-uri-schemes-supported", Tag.URI_SCHEME, *view.uri_schemes)] if view.uri_schemes else []
+    return by_reference + [
         a("printer-uri-supported", Tag.URI, view.printer_uri),
         a("uri-security-supported", Tag.KEYWORD, "none"),
         a("uri-authentication-supported", Tag.KEYWORD, "requesting-user-name"),
@@ -201,7 +204,7 @@ def _own_attributes(view: QueueView, upstream_formats: Iterable[str]) -> list[At
         a("printer-config-change-time", Tag.INTEGER, int(view.started)),
         a("printer-config-change-date-time", Tag.DATE, date_time(view.started)),
         a("printer-uuid", Tag.URI, view.uuid),
-        a("operations-supported", Tag.ENUM, *[int(o) for o in OPERATIONS]),
+        a("operations-supported", Tag.ENUM, *sorted(int(o) for o in operations)),
         a("compression-supported", Tag.KEYWORD, *COMPRESSIONS),
         a("document-format-default", Tag.MIME_TYPE, "application/octet-stream"),
         a("document-format-supported", Tag.MIME_TYPE, *formats),

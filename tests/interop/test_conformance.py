@@ -47,7 +47,10 @@ def conformance_env(tmp_path_factory, ipptool_docs):
         started.append(upstream)
         upstream.start()
         node = peers.Node(base / "node", {"conf": {"printer": upstream.uri, "mode": "direct", "default": True,
-                                                    "retry_initial": 0.2, "retry_max": 1.0}})
+                                                    "retry_initial": 0.2, "retry_max": 1.0}},
+                          # Print-URI/Send-URI are off by default (a client could make the proxy
+                          # fetch internal URLs); ippeveprinter offers them, so compare with them on
+                          settings={"ipp": {"document_uri_schemes": ["http", "https"]}})
         started.append(node)
         node.start()
         # samples for every raster resolution/type either side advertises

@@ -5,6 +5,7 @@ hand so that malformed ones can be sent too.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 import zlib
@@ -22,11 +23,11 @@ from spoolproxy.ipp.types import Attribute, Message
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n" + bytes(range(256)) * 40
 
 
-def settings_for(tmp_path: Path, **queue) -> config.Settings:
+def settings_for(tmp_path: Path, ipp: dict | None = None, **queue) -> config.Settings:
     q = {"printer": f"folder:{tmp_path / 'out'}", "default": True, **queue}
     return config.from_mapping({
         "node": {"state_dir": str(tmp_path / "state")},
-        "ipp": {"listen": "127.0.0.1", "port": 0},
+        "ipp": {"listen": "127.0.0.1", "port": 0, **(ipp or {})},
         "queues": {"demo": q},
     })
 
@@ -110,7 +111,7 @@ async def ipp(port: int, msg: Message, data: bytes = b"", **kw) -> Message:
 
 @pytest.fixture
 async def node(tmp_path, nursery):
-    s = settings_for(tmp_path)
+    s = settings_for(tmp_path, ipp={"document_uri_schemes": ["http", "https"]})
     info = await nursery.start(run_node, s)
     info.settings = s
     info.out = tmp_path / "out"
@@ -428,3 +429,69 @@ async def test_100_continue_is_sent_even_when_the_body_came_with_the_headers(nod
         assert data.startswith(b"HTTP/1.1 100")
         status, _, resp = await read_response_after(stream, data.partition(b"\r\n\r\n")[2])
         assert status == 200 and codec.decode(resp)[0].code == Status.OK
+
+
+# ---- Print-URI / Send-URI: the proxy fetches the document itself ----
+
+async def serve_document(nursery, payload: bytes) -> int:
+    """A one-file HTTP server on loopback; returns its port."""
+    async def handler(stream):
+        async with stream:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = await stream.receive_some(4096)
+                if not chunk:
+                    return
+                data += chunk
+            if data.startswith(b"GET /doc.pdf "):
+                await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n"
+                                      b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(payload) + payload)
+            else:
+                await stream.send_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+    return listeners[0].socket.getsockname()[1]
+
+
+async def test_print_uri_and_send_uri_fetch_the_document(node, nursery):
+    port = node.ipp_port
+    web = await serve_document(nursery, PDF)
+    r = await ipp(port, request(Op.PRINT_URI, port, document_uri=(Tag.URI, f"http://127.0.0.1:{web}/doc.pdf")))
+    assert r.code == Status.OK, r.operation.value("status-message")
+    await wait_state(port, job_attr(r, "job-id"))
+    r = await ipp(port, request(Op.CREATE_JOB, port))
+    job_id = job_attr(r, "job-id")
+    r = await ipp(port, request(Op.SEND_URI, port, job_id=job_id, last_document=(Tag.BOOLEAN, True),
+                                document_uri=(Tag.URI, f"http://127.0.0.1:{web}/doc.pdf")))
+    assert r.code == Status.OK, r.operation.value("status-message")
+    await wait_state(port, job_id)
+    assert [p.read_bytes() for p in sorted(node.out.iterdir())] == [PDF, PDF]
+    p = (await ipp(port, request(Op.GET_PRINTER_ATTRIBUTES, port))).group(Tag.PRINTER)
+    assert {Op.PRINT_URI, Op.SEND_URI} <= set(p.get("operations-supported").values)
+    assert set(p.get("reference-uri-schemes-supported").values) == {"http", "https"}
+
+
+@pytest.mark.parametrize("uri, status", [
+    ("bogus://bogus", Status.URI_SCHEME_NOT_SUPPORTED),
+    ("file:///etc/passwd", Status.URI_SCHEME_NOT_SUPPORTED),  # never read local files for a client
+    ("http://127.0.0.1:{web}/missing.pdf", Status.DOCUMENT_ACCESS_ERROR),
+])
+async def test_print_uri_refusals(node, nursery, uri, status):
+    port = node.ipp_port
+    web = await serve_document(nursery, PDF)
+    r = await ipp(port, request(Op.PRINT_URI, port, document_uri=(Tag.URI, uri.format(web=web))))
+    assert r.code == status and r.operation.value("status-message")
+    r = await ipp(port, request(Op.GET_JOBS, port, which_jobs=(Tag.KEYWORD, "all")))
+    assert r.groups_of(Tag.JOB) == []  # nothing was created
+
+
+async def test_uri_operations_are_off_by_default(tmp_path, nursery):
+    s = settings_for(tmp_path)
+    assert s.ipp.document_uri_schemes == ()
+    info = await nursery.start(run_node, s)
+    port = info.ipp_port
+    r = await ipp(port, request(Op.PRINT_URI, port, document_uri=(Tag.URI, "http://127.0.0.1:9/x")))
+    assert r.code == Status.OPERATION_NOT_SUPPORTED
+    p = (await ipp(port, request(Op.GET_PRINTER_ATTRIBUTES, port))).group(Tag.PRINTER)
+    assert Op.PRINT_URI not in p.get("operations-supported").values
+    assert p.get("reference-uri-schemes-supported") is None
+    nursery.cancel_scope.cancel()

@@ -1,0 +1,434 @@
+"""Streaming HTTP(S) document fetcher for Print-URI / Send-URI (RFC 8011 §4.2.2, §4.3.2).
+
+    check_uri(uri, ("http", "https"))            # pure; at request validation time
+    async with open_uri(uri, schemes=("http", "https")) as doc:
+        doc.content_type                          # "application/pdf" or None
+        async for chunk in doc.body:              # decoded bytes, never buffered whole
+            ...
+
+trio + h11, one connection per hop, ``Connection: close``. Redirects 301/302/303/307/308
+are followed up to ``max_redirects``; every hop's URI is checked against ``schemes``
+(a redirect to a scheme not allowed is ``URI_SCHEME_NOT_SUPPORTED``). ``Content-Encoding``
+gzip / x-gzip / deflate is decoded; any other coding is a document access error.
+
+Timeouts: connecting (DNS, TCP, TLS handshake) has ``timeout`` seconds; sending the
+request and receiving the whole response head has another ``timeout`` seconds; then
+every read of the body has ``timeout`` seconds (a slow server that keeps sending is
+fine, a silent one fails).
+
+Every failure is a :class:`FetchError` carrying the IPP status to answer with; those
+of the body (truncated, timed out, bad encoding) are raised by the body iterator.
+The connection is closed when the ``async with`` block exits, however it exits.
+
+There is no ``file:`` support, on purpose: reading local files on behalf of network
+clients would be a hole. Only ``http`` and ``https`` can be allowed; anything else
+in ``schemes`` is a programming error (``ValueError``).
+
+Not done here: a limit on the document's size (the spool enforces it) and any
+restriction on which hosts may be fetched (see the caller: loopback and internal
+addresses are reachable).
+"""
+from __future__ import annotations
+
+import ssl
+import zlib
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator, Callable, Collection
+from urllib.parse import quote, urljoin, urlsplit
+
+import h11
+import trio
+
+from .. import __version__
+from .model import Status
+
+__all__ = ["FetchError", "Fetched", "open_uri", "check_uri", "SUPPORTED_SCHEMES"]
+
+SUPPORTED_SCHEMES = frozenset({"http", "https"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+USER_AGENT = f"spoolproxy/{__version__}"
+CHUNK = 64 << 10
+MAX_HEAD_BYTES = 64 << 10  # status line + headers of a response
+
+
+class FetchError(Exception):
+    """A document-uri that cannot be fetched; ``status`` is the IPP status to answer with."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Fetched:
+    content_type: str | None  # MIME type without parameters, lower-case; None if absent
+    body: AsyncIterator[bytes]  # decoded document bytes, streamed
+
+
+@dataclass(frozen=True)
+class _Target:
+    uri: str  # without fragment
+    scheme: str
+    host: str  # for connecting / SNI: no brackets
+    port: int
+    host_header: str
+    path: str  # request target
+
+
+def _check_schemes(schemes: Collection[str]) -> frozenset[str]:
+    if isinstance(schemes, str):
+        raise TypeError("schemes must be a collection of scheme names, not a str")
+    norm = frozenset(s.lower() for s in schemes)
+    bad = norm - SUPPORTED_SCHEMES
+    if bad:
+        raise ValueError(f"unsupported document-uri scheme(s) {sorted(bad)}: only http and https can be "
+                         "fetched (file: is never supported)")
+    return norm
+
+
+def _parse(uri: str, allowed: frozenset[str], *, bad_status: Status = Status.BAD_REQUEST) -> _Target:
+    if not isinstance(uri, str) or not uri:
+        raise FetchError(bad_status, "document-uri is empty.")
+    if len(uri) > 8192:
+        raise FetchError(bad_status, "document-uri is too long.")
+    if any(not (0x21 <= ord(c) <= 0x7E) for c in uri):
+        raise FetchError(bad_status, f"{uri!r}: document-uri contains spaces, control or non-ASCII characters.")
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError as e:
+        raise FetchError(bad_status, f"{uri}: malformed URI ({e}).") from None
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise FetchError(bad_status, f"{uri}: not an absolute URI (no scheme).")
+    if scheme not in allowed:
+        raise FetchError(Status.URI_SCHEME_NOT_SUPPORTED, f"{uri}: URI scheme \"{scheme}\" is not supported.")
+    host = parts.hostname
+    if not host:
+        raise FetchError(bad_status, f"{uri}: URI has no host.")
+    if parts.username is not None or parts.password is not None:
+        raise FetchError(Status.ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
+                         f"{uri}: user names or passwords in the document-uri are not supported.")
+    if port == 0:
+        raise FetchError(bad_status, f"{uri}: port 0 is not valid.")
+    default = DEFAULT_PORTS[scheme]
+    port = port or default
+    hh = f"[{host}]" if ":" in host else host
+    if port != default:
+        hh = f"{hh}:{port}"
+    path = parts.path or "/"
+    if not path.startswith("/"):
+        raise FetchError(bad_status, f"{uri}: malformed URI path.")
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    clean = uri.split("#", 1)[0]
+    return _Target(clean, scheme, host, port, hh, path)
+
+
+def check_uri(uri: str, schemes: Collection[str]) -> None:
+    """Raise :class:`FetchError` if ``uri`` cannot be fetched with ``schemes`` allowed (no I/O).
+
+    Scheme not allowed → ``URI_SCHEME_NOT_SUPPORTED``; malformed (no host, bad port,
+    spaces / non-ASCII, relative) → ``BAD_REQUEST``; credentials in the URI →
+    ``ATTRIBUTES_OR_VALUES_NOT_SUPPORTED``. ``ValueError`` if ``schemes`` holds a scheme
+    this module cannot fetch (anything but http/https, e.g. file).
+    """
+    _parse(uri, _check_schemes(schemes))
+
+
+def _access(uri: str, what: str) -> FetchError:
+    return FetchError(Status.DOCUMENT_ACCESS_ERROR, f"{uri}: {what}")
+
+
+def _describe(e: BaseException) -> str:
+    cause = e.__cause__ or e.__context__ if isinstance(e, trio.BrokenResourceError) else None
+    inner = cause if cause is not None else e
+    text = str(inner) or type(inner).__name__
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed ({inner.verify_message or text})"
+    if isinstance(inner, ssl.SSLError):
+        return f"TLS failure ({text})"
+    if isinstance(inner, OSError) and inner.__cause__ is not None:
+        # trio.open_tcp_stream: "all attempts to connect to h:p failed" from a group of the real errors
+        errors = getattr(inner.__cause__, "exceptions", None) or [inner.__cause__]
+        first = errors[0]
+        return getattr(first, "strerror", None) or str(first) or text
+    return text
+
+
+# ---------------------------------------------------------------- content decoding
+
+def _decoder(coding: str) -> Callable[[], "_Inflate"]:
+    if coding in ("gzip", "x-gzip"):
+        return lambda: _Inflate(31, multi=True)
+    if coding == "deflate":
+        return lambda: _Inflate(None)
+    raise ValueError(coding)
+
+
+class _Inflate:
+    """Incremental gzip / zlib / raw-deflate decoder; at most CHUNK bytes out per drain()."""
+
+    def __init__(self, wbits: int | None, multi: bool = False) -> None:
+        self.wbits = wbits  # None: "deflate", zlib-wrapped or raw (sniffed from the first 2 bytes)
+        self.multi = multi  # gzip: concatenated members are one document
+        self.d = zlib.decompressobj(wbits) if wbits is not None else None
+        self.pending = b""  # input not yet handed to self.d
+        self.ended = False  # the (last) stream ended; anything after it is ignored
+
+    def feed(self, data: bytes) -> None:
+        if self.ended or not data:
+            return
+        self.pending += data
+        if self.d is None and len(self.pending) >= 2:
+            # RFC 9110 deflate is zlib-wrapped; some servers send raw deflate
+            b0, b1 = self.pending[0], self.pending[1]
+            self.d = zlib.decompressobj(15 if b0 & 0x0F == 8 and ((b0 << 8) | b1) % 31 == 0 else -15)
+
+    def drain(self) -> bytes:
+        """Decoded bytes from what was fed (at most CHUNK); b"" when more input is needed."""
+        while not self.ended and self.d is not None:
+            d = self.d
+            if d.eof:
+                rest = d.unused_data + self.pending
+                self.pending = b""
+                rest = rest.lstrip(b"\0") if self.multi else b""  # zero padding after gzip is common
+                if rest:
+                    self.d = zlib.decompressobj(self.wbits)
+                    self.pending = rest
+                    continue
+                self.ended = True
+                break
+            data = d.unconsumed_tail + self.pending
+            self.pending = b""
+            if not data:
+                break
+            out = d.decompress(data, CHUNK)
+            if out:
+                return out
+            if not d.unconsumed_tail and not d.eof:
+                break  # needs more input
+        return b""
+
+    def finished(self) -> bool:
+        return self.ended or (self.d is None and not self.pending)
+
+
+# ---------------------------------------------------------------- the connection
+
+class _Conn:
+    def __init__(self, target: _Target, timeout: float) -> None:
+        self.t = target
+        self.timeout = timeout
+        self.stream: trio.abc.Stream | None = None
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+
+    async def connect(self, verify_tls: bool) -> None:
+        t = self.t
+        try:
+            with trio.fail_after(self.timeout):
+                tcp = await trio.open_tcp_stream(t.host, t.port)
+                self.stream = tcp
+                if t.scheme == "https":
+                    ctx = ssl.create_default_context()
+                    if not verify_tls:
+                        ctx.check_hostname = False
+                        ctx.verify_mode = ssl.CERT_NONE
+                    self.stream = trio.SSLStream(tcp, ctx, server_hostname=t.host, https_compatible=True)
+                    await self.stream.do_handshake()
+        except trio.TooSlowError:
+            raise _access(t.uri, f"timed out connecting to {t.host_header} after {self.timeout:g} s.") from None
+        except (OSError, trio.BrokenResourceError, ssl.SSLError) as e:
+            raise _access(t.uri, f"cannot connect to {t.host_header}: {_describe(e)}.") from None
+
+    async def request(self) -> h11.Response:
+        t = self.t
+        req = h11.Request(method="GET", target=t.path, headers=[
+            ("Host", t.host_header),
+            ("User-Agent", USER_AGENT),
+            ("Accept", "*/*"),
+            ("Accept-Encoding", "gzip, deflate"),
+            ("Connection", "close"),
+        ])
+        try:
+            with trio.fail_after(self.timeout):
+                await self.stream.send_all(self.h11.send(req) + self.h11.send(h11.EndOfMessage()))
+                while True:
+                    ev = await self._event()
+                    if isinstance(ev, h11.Response):
+                        return ev
+                    if isinstance(ev, h11.ConnectionClosed):
+                        raise _access(t.uri, "the server closed the connection without answering.")
+                    # InformationalResponse (1xx): skip
+        except trio.TooSlowError:
+            raise _access(t.uri, f"no answer from {t.host_header} within {self.timeout:g} s.") from None
+        except h11.RemoteProtocolError as e:
+            raise _access(t.uri, f"bad HTTP response ({e}).") from None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as e:
+            raise _access(t.uri, f"connection failed: {_describe(e)}.") from None
+
+    async def _event(self) -> h11.Event:
+        while True:
+            ev = self.h11.next_event()
+            if ev is not h11.NEED_DATA:
+                return ev
+            self.h11.receive_data(await self.stream.receive_some(CHUNK))
+
+    async def body_event(self) -> h11.Event:
+        """Next body event, each read bounded by ``timeout``; errors as FetchError."""
+        t = self.t
+        try:
+            with trio.fail_after(self.timeout):
+                return await self._event()
+        except trio.TooSlowError:
+            raise _access(t.uri, f"the server sent nothing for {self.timeout:g} s; document incomplete.") from None
+        except h11.RemoteProtocolError as e:
+            raise _access(t.uri, f"document truncated or malformed ({e}).") from None
+        except (OSError, trio.BrokenResourceError, ssl.SSLError) as e:
+            raise _access(t.uri, f"connection lost while reading the document: {_describe(e)}.") from None
+        except trio.ClosedResourceError:
+            raise _access(t.uri, "the document was read after its open_uri() block ended.") from None
+
+    async def aclose(self) -> None:
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            await trio.aclose_forcefully(stream)
+
+
+class _Body:
+    """The response body as an async iterator of decoded chunks."""
+
+    def __init__(self, conn: _Conn, decoders: list[_Inflate]) -> None:
+        self.conn = conn
+        self.decoders = decoders  # applied in order
+        self.done = False
+        self.closed = False
+
+    def __aiter__(self) -> "_Body":
+        return self
+
+    def _decode(self, data: bytes) -> bytes:
+        """Push ``data`` through the decoders; returns what comes out now (maybe b"")."""
+        if not self.decoders:
+            return data
+        try:
+            self.decoders[0].feed(data)
+            return bytes(self._pull(0))
+        except zlib.error as e:
+            raise _access(self.conn.t.uri, f"bad Content-Encoding data ({e}).") from None
+
+    def _pull(self, i: int) -> bytearray:
+        out = bytearray()
+        while True:
+            piece = self.decoders[i].drain()
+            if not piece:
+                return out
+            if i + 1 < len(self.decoders):
+                self.decoders[i + 1].feed(piece)
+                out += self._pull(i + 1)
+            else:
+                out += piece
+            if len(out) >= CHUNK:
+                return out  # rest stays buffered in the decoders (bounded memory)
+
+    async def __anext__(self) -> bytes:
+        if self.closed:
+            raise _access(self.conn.t.uri, "the document was read after its open_uri() block ended.")
+        while not self.done:
+            if self.decoders:
+                out = self._decode(b"")
+                if out:
+                    return out
+            ev = await self.conn.body_event()
+            if isinstance(ev, h11.Data):
+                out = self._decode(bytes(ev.data))
+                if out:
+                    return out
+            elif isinstance(ev, h11.EndOfMessage):
+                self.done = True
+            elif isinstance(ev, h11.ConnectionClosed):
+                self.done = True
+            else:  # pragma: no cover - h11 sends nothing else after the head
+                raise _access(self.conn.t.uri, f"unexpected HTTP event {type(ev).__name__}.")
+        if self.decoders:
+            out = self._decode(b"")
+            if out:
+                return out
+            if not all(d.finished() for d in self.decoders):
+                raise _access(self.conn.t.uri, "compressed document (Content-Encoding) is truncated.")
+        raise StopAsyncIteration
+
+
+def _header(resp: h11.Response, name: bytes) -> list[str]:
+    return [v.decode("latin-1").strip() for k, v in resp.headers if k == name]
+
+
+def _reason(resp: h11.Response) -> str:
+    r = resp.reason.decode("latin-1", "replace").strip()
+    return f"HTTP {resp.status_code} {r}" if r else f"HTTP {resp.status_code}"
+
+
+@asynccontextmanager
+async def open_uri(uri: str, *, schemes: Collection[str] = ("http", "https"), timeout: float = 30.0,
+                   max_redirects: int = 3, verify_tls: bool = True) -> AsyncIterator[Fetched]:
+    """Fetch ``uri``; yields a :class:`Fetched` whose body streams the document.
+
+    Raises :class:`FetchError` (status set) on entry for connect / TLS / timeout /
+    HTTP error / redirect problems, and from ``body`` iteration for a document cut
+    short. ``ValueError`` if ``schemes`` allows anything but http/https.
+    """
+    allowed = _check_schemes(schemes)
+    if timeout <= 0:
+        raise ValueError("timeout must be > 0")
+    if max_redirects < 0:
+        raise ValueError("max_redirects must be >= 0")
+    target = _parse(uri, allowed)
+    hops = 0
+    while True:
+        conn = _Conn(target, timeout)
+        try:
+            await conn.connect(verify_tls)
+            resp = await conn.request()
+            status = resp.status_code
+            if status in REDIRECTS:
+                loc = _header(resp, b"location")
+                if not loc or not loc[0]:
+                    raise _access(target.uri, f"{_reason(resp)} without a Location.")
+                hops += 1
+                if hops > max_redirects:
+                    raise _access(uri, f"too many redirects (more than {max_redirects}).")
+                new = urljoin(target.uri, quote(loc[0], safe="!#$%&'()*+,/:;=?@[]~"))
+                try:
+                    target = _parse(new, allowed, bad_status=Status.DOCUMENT_ACCESS_ERROR)
+                except FetchError as e:
+                    if e.status == Status.URI_SCHEME_NOT_SUPPORTED:
+                        raise FetchError(e.status, f"{uri}: redirected to {new}, whose scheme is not "
+                                                   "supported.") from None
+                    raise FetchError(Status.DOCUMENT_ACCESS_ERROR, f"{uri}: bad redirect: {e}") from None
+                continue
+            if not (200 <= status < 300) or status == 206:
+                raise _access(target.uri, f"{_reason(resp)}.")
+            decoders: list[_Inflate] = []
+            for value in _header(resp, b"content-encoding"):
+                for coding in (c.strip().lower() for c in value.split(",")):
+                    if coding in ("", "identity"):
+                        continue
+                    try:
+                        decoders.append(_decoder(coding)())
+                    except ValueError:
+                        raise _access(target.uri, f"unsupported Content-Encoding \"{coding}\".") from None
+            decoders.reverse()  # the last coding applied is the first to undo
+            ctype = None
+            types = _header(resp, b"content-type")
+            if types:
+                ctype = types[0].split(";", 1)[0].strip().lower() or None
+            body = _Body(conn, decoders)
+            try:
+                yield Fetched(ctype, body)
+            finally:
+                body.closed = True
+            return
+        finally:
+            await conn.aclose()

@@ -1,0 +1,436 @@
+"""spoolproxy.ipp.fetch against a tiny in-test HTTP server (trio, raw sockets)."""
+from __future__ import annotations
+
+import datetime
+import gzip
+import ipaddress
+import ssl
+import zlib
+from functools import partial
+
+import pytest
+import trio
+
+from spoolproxy import __version__
+from spoolproxy.ipp.fetch import FetchError, Fetched, check_uri, open_uri
+from spoolproxy.ipp.model import Status
+
+DOC = bytes(range(256)) * 1000 + b"%%EOF\n"  # 256 kB, several reads
+
+
+def head(status: str, *headers: str) -> bytes:
+    return ("HTTP/1.1 " + status + "\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode()
+
+
+def chunked(data: bytes, size: int = 7000) -> bytes:
+    out = b""
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+class Server:
+    """Answers by request path; records each request head."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+        self.port = 0
+        self.peer_closed = trio.Event()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                if buf.startswith(b"\x16") and isinstance(stream, trio.SocketStream):
+                    # a TLS ClientHello to the plain server: answer in plain HTTP, as a real one would
+                    await stream.send_all(head("400 Bad Request", "Content-Length: 0"))
+                    return
+                data = await stream.receive_some(4096)
+                if not data:
+                    return
+                buf += data
+            self.requests.append(buf)
+            await self.answer(buf.split(b" ", 2)[1].decode(), stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away (or refused our certificate)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def answer(self, path: str, s: trio.SocketStream) -> None:
+        b = self.base
+        if path == "/doc.pdf":
+            await s.send_all(head("200 OK", "Content-Type: Application/PDF; charset=binary",
+                                  f"Content-Length: {len(DOC)}") + DOC)
+        elif path == "/chunked":
+            await s.send_all(head("200 OK", "Content-Type: application/postscript",
+                                  "Transfer-Encoding: chunked") + chunked(DOC))
+        elif path == "/until-close":
+            await s.send_all(head("200 OK") + DOC)
+        elif path == "/gzip":
+            z = gzip.compress(DOC)
+            await s.send_all(head("200 OK", "Content-Type: application/pdf", "Content-Encoding: gzip",
+                                  "Transfer-Encoding: chunked") + chunked(z, 999))
+        elif path == "/gzip-multi":
+            z = gzip.compress(DOC[:1000]) + gzip.compress(DOC[1000:])
+            await s.send_all(head("200 OK", "Content-Encoding: gzip", f"Content-Length: {len(z)}") + z)
+        elif path == "/gzip-truncated":
+            z = gzip.compress(DOC)[:-100]
+            await s.send_all(head("200 OK", "Content-Encoding: gzip", f"Content-Length: {len(z)}") + z)
+        elif path == "/gzip-bad":
+            z = b"this is not gzip data at all"
+            await s.send_all(head("200 OK", "Content-Encoding: gzip", f"Content-Length: {len(z)}") + z)
+        elif path == "/deflate":
+            z = zlib.compress(DOC)
+            await s.send_all(head("200 OK", "Content-Encoding: deflate", f"Content-Length: {len(z)}") + z)
+        elif path == "/raw-deflate":
+            c = zlib.compressobj(wbits=-15)
+            z = c.compress(DOC) + c.flush()
+            await s.send_all(head("200 OK", "Content-Encoding: deflate", f"Content-Length: {len(z)}") + z)
+        elif path == "/br":
+            await s.send_all(head("200 OK", "Content-Encoding: br", "Content-Length: 3") + b"xyz")
+        elif path == "/r1":
+            await s.send_all(head("301 Moved Permanently", f"Location: {b}/r2", "Content-Length: 0"))
+        elif path == "/r2":
+            await s.send_all(head("302 Found", "Location: /dir/r3?x=1", "Content-Length: 0"))
+        elif path == "/dir/r3?x=1":
+            await s.send_all(head("307 Temporary Redirect", "Location: ../doc.pdf", "Content-Length: 0"))
+        elif path == "/loop":
+            await s.send_all(head("308 Permanent Redirect", "Location: /loop", "Content-Length: 0"))
+        elif path == "/to-ftp":
+            await s.send_all(head("302 Found", "Location: ftp://127.0.0.1/doc.pdf", "Content-Length: 0"))
+        elif path == "/to-file":
+            await s.send_all(head("302 Found", "Location: file:///etc/passwd", "Content-Length: 0"))
+        elif path == "/to-https":
+            await s.send_all(head("303 See Other", "Location: https://127.0.0.1/doc.pdf", "Content-Length: 0"))
+        elif path == "/no-location":
+            await s.send_all(head("302 Found", "Content-Length: 0"))
+        elif path == "/500":
+            await s.send_all(head("500 Internal Server Error", "Content-Length: 4") + b"oops")
+        elif path == "/early-close":
+            await s.send_all(head("200 OK", f"Content-Length: {len(DOC)}") + DOC[:5000])
+        elif path == "/chunked-early-close":
+            await s.send_all(head("200 OK", "Transfer-Encoding: chunked") + chunked(DOC)[:20000])
+        elif path == "/silent":
+            await trio.sleep_forever()
+        elif path == "/silent-body":
+            await s.send_all(head("200 OK", f"Content-Length: {len(DOC)}") + DOC[:100])
+            await trio.sleep_forever()
+        elif path == "/slow":
+            await s.send_all(head("200 OK", "Transfer-Encoding: chunked"))
+            for i in range(0, 500, 100):
+                await trio.sleep(0.02)
+                await s.send_all(chunked(DOC[i:i + 100])[:-5])  # one chunk, no terminator
+            await s.send_all(b"0\r\n\r\n")
+        elif path == "/endless":
+            try:  # until the client goes away (EOF on read or a reset on write)
+                await s.send_all(head("200 OK", "Transfer-Encoding: chunked"))
+                while True:
+                    await s.send_all(b"%x\r\n" % 4096 + b"x" * 4096 + b"\r\n")
+                    with trio.move_on_after(0.01):
+                        if not await s.receive_some(1):
+                            return
+            finally:
+                self.peer_closed.set()
+        elif path == "/garbage":
+            await s.send_all(b"SSH-2.0-OpenSSH_9.0\r\n\r\n")
+        else:
+            await s.send_all(head("404 Not Found", "Content-Length: 9") + b"not found")
+
+
+@pytest.fixture
+async def server(nursery):
+    srv = Server()
+    listeners = await nursery.start(partial(trio.serve_tcp, srv.handle, 0, host="127.0.0.1"))
+    srv.port = listeners[0].socket.getsockname()[1]
+    return srv
+
+
+async def fetch(uri: str, **kw) -> tuple[Fetched, bytes]:
+    async with open_uri(uri, **kw) as doc:
+        data = b"".join([chunk async for chunk in doc.body])
+    return doc, data
+
+
+async def fetch_error(uri: str, **kw) -> FetchError:
+    with pytest.raises(FetchError) as info:
+        await fetch(uri, **kw)
+    return info.value
+
+
+# ---------------------------------------------------------------- documents
+
+async def test_content_length(server):
+    doc, data = await fetch(server.base + "/doc.pdf")
+    assert data == DOC
+    assert doc.content_type == "application/pdf"
+    req = server.requests[0].decode().lower()
+    assert req.startswith("get /doc.pdf http/1.1\r\n")
+    assert f"host: 127.0.0.1:{server.port}\r\n" in req
+    assert f"user-agent: spoolproxy/{__version__}\r\n" in req
+    assert "accept: */*\r\n" in req
+    assert "connection: close\r\n" in req
+
+
+async def test_chunked(server):
+    doc, data = await fetch(server.base + "/chunked#fragment-not-sent")
+    assert data == DOC
+    assert doc.content_type == "application/postscript"
+    assert server.requests[0].startswith(b"GET /chunked HTTP/1.1")
+
+
+async def test_read_until_close(server):
+    doc, data = await fetch(server.base + "/until-close")
+    assert data == DOC
+    assert doc.content_type is None
+
+
+@pytest.mark.parametrize("path", ["/gzip", "/gzip-multi", "/deflate", "/raw-deflate"])
+async def test_content_encoding(server, path):
+    _, data = await fetch(server.base + path)
+    assert data == DOC
+
+
+async def test_chunks_are_bounded(server):
+    async with open_uri(server.base + "/gzip") as doc:
+        sizes = [len(c) async for c in doc.body]
+    assert sum(sizes) == len(DOC) and max(sizes) <= 64 << 10
+
+
+@pytest.mark.parametrize("path", ["/gzip-truncated", "/gzip-bad", "/br"])
+async def test_bad_content_encoding(server, path):
+    e = await fetch_error(server.base + path)
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+async def test_slow_server_that_keeps_sending_is_fine(server):
+    _, data = await fetch(server.base + "/slow", timeout=5.0)
+    assert data == DOC[:500]
+
+
+# ---------------------------------------------------------------- redirects
+
+async def test_redirect_chain(server):
+    doc, data = await fetch(server.base + "/r1")
+    assert data == DOC and doc.content_type == "application/pdf"
+    paths = [r.split(b" ")[1] for r in server.requests]
+    assert paths == [b"/r1", b"/r2", b"/dir/r3?x=1", b"/doc.pdf"]
+
+
+async def test_redirect_limit(server):
+    e = await fetch_error(server.base + "/r1", max_redirects=2)
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "redirect" in str(e)
+
+
+async def test_redirect_loop(server):
+    e = await fetch_error(server.base + "/loop")
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "too many redirects" in str(e)
+    assert len(server.requests) == 4  # the first request and 3 redirects
+
+
+@pytest.mark.parametrize("path", ["/to-ftp", "/to-file"])
+async def test_redirect_to_unsupported_scheme(server, path):
+    e = await fetch_error(server.base + path)
+    assert e.status == Status.URI_SCHEME_NOT_SUPPORTED
+
+
+async def test_redirect_to_scheme_not_allowed(server):
+    e = await fetch_error(server.base + "/to-https", schemes=("http",))
+    assert e.status == Status.URI_SCHEME_NOT_SUPPORTED
+    assert len(server.requests) == 1
+
+
+async def test_redirect_without_location(server):
+    e = await fetch_error(server.base + "/no-location")
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+# ---------------------------------------------------------------- failures
+
+async def test_404(server):
+    uri = server.base + "/missing.pdf"
+    e = await fetch_error(uri)
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert str(e) == f"{uri}: HTTP 404 Not Found."
+
+
+async def test_500(server):
+    e = await fetch_error(server.base + "/500")
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "HTTP 500" in str(e)
+
+
+@pytest.mark.parametrize("path", ["/early-close", "/chunked-early-close"])
+async def test_early_close_raised_from_body(server, path):
+    got = bytearray()
+    with pytest.raises(FetchError) as info:
+        async with open_uri(server.base + path) as doc:  # the head is fine: no error on entry
+            async for chunk in doc.body:
+                got += chunk
+    assert info.value.status == Status.DOCUMENT_ACCESS_ERROR
+    assert 0 < len(got) < len(DOC) and DOC.startswith(bytes(got))
+
+
+async def test_silent_server_times_out(server):
+    e = await fetch_error(server.base + "/silent", timeout=0.2)
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+async def test_silent_body_times_out(server):
+    with pytest.raises(FetchError) as info:
+        async with open_uri(server.base + "/silent-body", timeout=0.2) as doc:
+            async for _ in doc.body:
+                pass
+    assert info.value.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+async def test_not_http(server):
+    e = await fetch_error(server.base + "/garbage")
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+async def test_connection_refused():
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    e = await fetch_error(f"http://127.0.0.1:{port}/doc.pdf")
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "cannot connect" in str(e)
+
+
+async def test_tls_failure(server):
+    # the test server speaks plain HTTP; a TLS handshake with it fails
+    e = await fetch_error(f"https://127.0.0.1:{server.port}/doc.pdf", timeout=2.0)
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+async def test_connection_closed_when_block_exits_early(server):
+    async with open_uri(server.base + "/endless") as doc:
+        async for chunk in doc.body:
+            assert chunk
+            break
+    with trio.fail_after(5):
+        await server.peer_closed.wait()
+
+
+async def test_connection_closed_on_caller_exception(server):
+    with pytest.raises(KeyError):
+        async with open_uri(server.base + "/endless") as doc:
+            await doc.body.__anext__()
+            raise KeyError("caller failed")
+    with trio.fail_after(5):
+        await server.peer_closed.wait()
+
+
+async def test_body_after_block_exit(server):
+    async with open_uri(server.base + "/doc.pdf") as doc:
+        pass
+    with pytest.raises(FetchError):
+        await doc.body.__anext__()
+
+
+# ---------------------------------------------------------------- schemes and check_uri
+
+@pytest.mark.parametrize("schemes", [("file",), ("http", "file"), ("ftp",), ("FILE",)])
+async def test_file_and_other_schemes_refused_at_call_time(schemes):
+    with pytest.raises(ValueError):
+        async with open_uri("http://127.0.0.1/x", schemes=schemes):
+            pass  # pragma: no cover
+    with pytest.raises(ValueError):
+        check_uri("http://127.0.0.1/x", schemes)
+
+
+async def test_scheme_not_allowed_at_call_time():
+    e = await fetch_error("https://127.0.0.1/x", schemes=("http",))
+    assert e.status == Status.URI_SCHEME_NOT_SUPPORTED
+
+
+@pytest.mark.parametrize("uri", [
+    "http://example.com/doc.pdf", "https://example.com", "HTTP://Example.COM:8080/a?b=c#d",
+    "http://[::1]:631/x", "https://10.0.0.1/%7Euser/doc.ps",
+])
+def test_check_uri_ok(uri):
+    check_uri(uri, ("http", "https"))
+
+
+@pytest.mark.parametrize("uri,status", [
+    ("file:///etc/passwd", Status.URI_SCHEME_NOT_SUPPORTED),
+    ("ftp://example.com/doc.pdf", Status.URI_SCHEME_NOT_SUPPORTED),
+    ("ipp://example.com/printers/x", Status.URI_SCHEME_NOT_SUPPORTED),
+    ("https://example.com/doc.pdf", Status.URI_SCHEME_NOT_SUPPORTED),  # only http allowed below
+    ("http:///doc.pdf", Status.BAD_REQUEST),
+    ("http:doc.pdf", Status.BAD_REQUEST),
+    ("/doc.pdf", Status.BAD_REQUEST),
+    ("", Status.BAD_REQUEST),
+    ("http://example.com:99999/x", Status.BAD_REQUEST),
+    ("http://example.com:abc/x", Status.BAD_REQUEST),
+    ("http://example.com:0/x", Status.BAD_REQUEST),
+    ("http://example.com/a b", Status.BAD_REQUEST),
+    ("http://example.com/\r\nX-Injected: 1", Status.BAD_REQUEST),
+    ("http://exämple.com/", Status.BAD_REQUEST),
+    ("http://user:pw@example.com/doc.pdf", Status.ATTRIBUTES_OR_VALUES_NOT_SUPPORTED),
+])
+def test_check_uri_errors(uri, status):
+    with pytest.raises(FetchError) as info:
+        check_uri(uri, ("http",))
+    assert info.value.status == status
+    assert str(info.value)
+
+
+def test_check_uri_no_schemes_allowed():
+    with pytest.raises(FetchError) as info:
+        check_uri("http://example.com/", ())
+    assert info.value.status == Status.URI_SCHEME_NOT_SUPPORTED
+
+
+# ---------------------------------------------------------------- TLS
+
+def self_signed(tmp_path) -> ssl.SSLContext:
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spoolproxy test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    pem = tmp_path / "cert.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pem)
+    return ctx
+
+
+@pytest.fixture
+async def tls_server(nursery, tmp_path):
+    srv = Server()
+    ctx = self_signed(tmp_path)
+    listeners = await nursery.start(partial(trio.serve_ssl_over_tcp, srv.handle, 0, ctx, host="127.0.0.1",
+                                            https_compatible=True))
+    srv.port = listeners[0].transport_listener.socket.getsockname()[1]
+    return srv
+
+
+async def test_https_without_verification(tls_server):
+    doc, data = await fetch(f"https://127.0.0.1:{tls_server.port}/chunked", verify_tls=False)
+    assert data == DOC and doc.content_type == "application/postscript"
+
+
+async def test_https_untrusted_certificate(tls_server):
+    e = await fetch_error(f"https://127.0.0.1:{tls_server.port}/doc.pdf")
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "certificate" in str(e)
+    assert tls_server.requests == []
