@@ -97,6 +97,22 @@ def port_open(port: int) -> bool:
         return False
 
 
+def answers_as_cups(port: int) -> bool:
+    """Something on the port answers HTTP as CUPS (not merely: something listens)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                data = s.recv(4096)
+                if not data:
+                    break
+                head += data
+    except OSError:
+        return False
+    return b"\nserver: cups" in head.lower()
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -223,6 +239,59 @@ class Cupsd:
         self.conf = d["etc"] / "cupsd.conf"
         self.files_conf = d["etc"] / "cups-files.conf"
         self.error_log = d["log"] / "error_log"
+        self.files_conf.write_text(f"""\
+FileDevice Yes
+SyncOnClose Yes
+ServerRoot {d['etc']}
+RequestRoot {d['spool']}
+CacheDir {d['cache']}
+StateDir {d['state']}
+TempDir {d['tmp']}
+ErrorLog {d['log']}/error_log
+AccessLog {d['log']}/access_log
+PageLog {d['log']}/page_log
+LogFileGroup root
+SystemGroup root
+Sandboxing Relaxed
+""")
+        self._write_conf()
+        cupsd = need("cupsd")
+        check = subprocess.run([cupsd, "-t", "-c", str(self.conf), "-s", str(self.files_conf)],
+                               capture_output=True, text=True, timeout=30)
+        if check.returncode != 0:
+            raise PeerFailed(f"cupsd -t rejects the configuration:\n{check.stdout}{check.stderr}")
+        for attempt in range(3):  # another program may take the free port first
+            self._write_conf()
+            self.proc = Proc("cupsd", [cupsd, "-f", "-c", str(self.conf), "-s", str(self.files_conf)],
+                             self.dir / "cupsd.out")
+            try:
+                wait_until(lambda: port_open(self.port) and answers_as_cups(self.port), 30,
+                           f"cupsd answering on port {self.port}", self.proc, self.error_log)
+                break
+            except PeerFailed:
+                self.proc.stop()
+                if attempt == 2:
+                    raise
+                LIVE.remove(self.proc)  # (the run checks that every process in LIVE lives)
+                self.port = free_port()
+        self.server = f"127.0.0.1:{self.port}"
+        env = dict(os.environ, CUPS_SERVER=self.server)
+        env.pop("PRINTER", None)
+        env.pop("LPDEST", None)
+        # CUPS 2.4 has no "-m raw": a queue without -m/-P has no PPD and runs no filters,
+        # which is a raw queue (lpadmin warns that raw queues are deprecated).
+        # snmp=false: no SNMP supply queries per job to a sink that has no SNMP agent.
+        device = f"socket://127.0.0.1:{sink_port}/?snmp=false"
+        r = subprocess.run([need("lpadmin"), "-h", self.server, "-p", CUPS_QUEUE, "-E", "-v", device,
+                            "-o", "printer-error-policy=abort-job"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        if r.returncode != 0:
+            raise PeerFailed(f"lpadmin failed ({r.returncode}): {r.stdout}{r.stderr}\n{tail(self.error_log)}")
+        self.lpadmin_warning = r.stderr.strip()
+        self.uri = f"ipp://127.0.0.1:{self.port}/printers/{CUPS_QUEUE}"
+        self.path = f"/printers/{CUPS_QUEUE}"
+
+    def _write_conf(self) -> None:
         self.conf.write_text(f"""\
 LogLevel warn
 Listen 127.0.0.1:{self.port}
@@ -238,7 +307,7 @@ MaxJobsPerPrinter 0
 MaxJobTime 0
 PreserveJobHistory No
 PreserveJobFiles No
-DirtyCleanInterval {dirty_clean}
+DirtyCleanInterval {self.dirty_clean}
 <Location />
   Order allow,deny
   Allow all
@@ -258,46 +327,6 @@ DirtyCleanInterval {dirty_clean}
 </Policy>
 DefaultPolicy default
 """)
-        self.files_conf.write_text(f"""\
-FileDevice Yes
-SyncOnClose Yes
-ServerRoot {d['etc']}
-RequestRoot {d['spool']}
-CacheDir {d['cache']}
-StateDir {d['state']}
-TempDir {d['tmp']}
-ErrorLog {d['log']}/error_log
-AccessLog {d['log']}/access_log
-PageLog {d['log']}/page_log
-LogFileGroup root
-SystemGroup root
-Sandboxing Relaxed
-""")
-        cupsd = need("cupsd")
-        check = subprocess.run([cupsd, "-t", "-c", str(self.conf), "-s", str(self.files_conf)],
-                               capture_output=True, text=True, timeout=30)
-        if check.returncode != 0:
-            raise PeerFailed(f"cupsd -t rejects the configuration:\n{check.stdout}{check.stderr}")
-        self.proc = Proc("cupsd", [cupsd, "-f", "-c", str(self.conf), "-s", str(self.files_conf)],
-                         self.dir / "cupsd.out")
-        wait_until(lambda: port_open(self.port), 30, f"cupsd listening on port {self.port}", self.proc,
-                   self.error_log)
-        self.server = f"127.0.0.1:{self.port}"
-        env = dict(os.environ, CUPS_SERVER=self.server)
-        env.pop("PRINTER", None)
-        env.pop("LPDEST", None)
-        # CUPS 2.4 has no "-m raw": a queue without -m/-P has no PPD and runs no filters,
-        # which is a raw queue (lpadmin warns that raw queues are deprecated).
-        # snmp=false: no SNMP supply queries per job to a sink that has no SNMP agent.
-        device = f"socket://127.0.0.1:{sink_port}/?snmp=false"
-        r = subprocess.run([need("lpadmin"), "-h", self.server, "-p", CUPS_QUEUE, "-E", "-v", device,
-                            "-o", "printer-error-policy=abort-job"],
-                           capture_output=True, text=True, env=env, timeout=60)
-        if r.returncode != 0:
-            raise PeerFailed(f"lpadmin failed ({r.returncode}): {r.stdout}{r.stderr}\n{tail(self.error_log)}")
-        self.lpadmin_warning = r.stderr.strip()
-        self.uri = f"ipp://127.0.0.1:{self.port}/printers/{CUPS_QUEUE}"
-        self.path = f"/printers/{CUPS_QUEUE}"
 
     @property
     def log(self) -> Path:
@@ -795,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
                     targets.append(Target(key, label, node.port, node.path, node.uri, node.proc.pid))
             if cupsd:  # (every process is started: trio.run may leave threads behind)
                 raw_check = trio.run(verify_cupsd_raw, cupsd, pdf)
-        except PeerFailed as e:
+        except (PeerFailed, subprocess.TimeoutExpired) as e:
             print(f"accept_rate: a peer did not start: {e}", file=sys.stderr)
             return EXIT_PEER
         for t in targets:

@@ -1,7 +1,7 @@
-"""Streaming HTTP(S) document fetcher for Print-URI / Send-URI (RFC 8011 §4.2.2, §4.3.2).
+"""Streaming HTTP(S) / FTP document fetcher for Print-URI / Send-URI (RFC 8011 §4.2.2, §4.3.2).
 
-    check_uri(uri, ("http", "https"))            # pure; at request validation time
-    async with open_uri(uri, schemes=("http", "https")) as doc:
+    check_uri(uri, ("http", "https", "ftp"))     # pure; at request validation time
+    async with open_uri(uri, schemes=("http", "https", "ftp")) as doc:
         doc.content_type                          # "application/pdf" or None
         async for chunk in doc.body:              # decoded bytes, never buffered whole
             ...
@@ -20,9 +20,24 @@ Every failure is a :class:`FetchError` carrying the IPP status to answer with; t
 of the body (truncated, timed out, bad encoding) are raised by the body iterator.
 The connection is closed when the ``async with`` block exits, however it exits.
 
+``ftp`` (RFC 959 / RFC 1738 URLs) uses the stdlib :mod:`ftplib` in a worker thread: passive
+mode, ``TYPE I``, ``RETR``; anonymous login unless the URI carries ``user[:password]@``
+(allowed for ftp only; http(s) URIs with credentials are refused). As in RFC 1738 the path
+is relative to the login directory (``ftp://h/a/b`` retrieves ``a/b``; ``ftp://h/%2Fa/b``
+the absolute ``/a/b``); it is percent-decoded as UTF-8. The thread hands the data over
+through a small bounded channel, so a slow reader stalls the transfer (back-pressure)
+instead of buffering the file. Every control/data socket operation has ``timeout``
+seconds. Leaving the ``async with`` block (normally, by an exception or by cancellation)
+shuts the FTP sockets down, which ends the thread at once; ``content_type`` is always
+None (FTP has no media type; the caller sniffs). A transfer is incomplete when the
+server's final reply is not 2xx or fewer bytes came than its ``150`` reply announced.
+Error texts never show the URI's password. ftp is reached through ``redirects`` too
+when allowed. At most :data:`FTP_MAX_THREADS` transfers run at once per trio run (more
+wait for a thread); they do not use trio's default thread limiter.
+
 There is no ``file:`` support, on purpose: reading local files on behalf of network
-clients would be a hole. Only ``http`` and ``https`` can be allowed; anything else
-in ``schemes`` is a programming error (``ValueError``).
+clients would be a hole. Only ``http``, ``https`` and ``ftp`` can be allowed; anything
+else in ``schemes`` is a programming error (``ValueError``).
 
 Not done here: a limit on the document's size (the spool enforces it) and any
 restriction on which hosts may be fetched (see the caller: loopback and internal
@@ -30,12 +45,15 @@ addresses are reachable).
 """
 from __future__ import annotations
 
+import ftplib
+import socket
 import ssl
+import threading
 import zlib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Collection
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 import h11
 import trio
@@ -45,12 +63,14 @@ from .model import Status
 
 __all__ = ["FetchError", "Fetched", "open_uri", "check_uri", "SUPPORTED_SCHEMES"]
 
-SUPPORTED_SCHEMES = frozenset({"http", "https"})
-DEFAULT_PORTS = {"http": 80, "https": 443}
+SUPPORTED_SCHEMES = frozenset({"http", "https", "ftp"})
+DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = f"spoolproxy/{__version__}"
 CHUNK = 64 << 10
 MAX_HEAD_BYTES = 64 << 10  # status line + headers of a response
+FTP_MAX_THREADS = 64  # concurrent ftp transfers per trio run (each holds a worker thread)
+FTP_QUEUE = 4  # chunks buffered between the ftp thread and the reader
 
 
 class FetchError(Exception):
@@ -74,7 +94,9 @@ class _Target:
     host: str  # for connecting / SNI: no brackets
     port: int
     host_header: str
-    path: str  # request target
+    path: str  # http: request target; ftp: decoded file path for RETR (relative to the login dir)
+    user: str | None = None  # ftp only (decoded); None: anonymous
+    password: str | None = None  # ftp only (decoded)
 
 
 def _check_schemes(schemes: Collection[str]) -> frozenset[str]:
@@ -83,8 +105,8 @@ def _check_schemes(schemes: Collection[str]) -> frozenset[str]:
     norm = frozenset(s.lower() for s in schemes)
     bad = norm - SUPPORTED_SCHEMES
     if bad:
-        raise ValueError(f"unsupported document-uri scheme(s) {sorted(bad)}: only http and https can be "
-                         "fetched (file: is never supported)")
+        raise ValueError(f"unsupported document-uri scheme(s) {sorted(bad)}: only http, https and ftp can "
+                         "be fetched (file: is never supported)")
     return norm
 
 
@@ -93,47 +115,97 @@ def _parse(uri: str, allowed: frozenset[str], *, bad_status: Status = Status.BAD
         raise FetchError(bad_status, "document-uri is empty.")
     if len(uri) > 8192:
         raise FetchError(bad_status, "document-uri is too long.")
+    shown = _redact(uri)  # for messages: no password
     if any(not (0x21 <= ord(c) <= 0x7E) for c in uri):
-        raise FetchError(bad_status, f"{uri!r}: document-uri contains spaces, control or non-ASCII characters.")
+        raise FetchError(bad_status, f"{shown!r}: document-uri contains spaces, control or non-ASCII characters.")
     try:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError as e:
-        raise FetchError(bad_status, f"{uri}: malformed URI ({e}).") from None
+        raise FetchError(bad_status, f"{shown}: malformed URI ({e}).") from None
     scheme = parts.scheme.lower()
     if not scheme:
-        raise FetchError(bad_status, f"{uri}: not an absolute URI (no scheme).")
+        raise FetchError(bad_status, f"{shown}: not an absolute URI (no scheme).")
     if scheme not in allowed:
-        raise FetchError(Status.URI_SCHEME_NOT_SUPPORTED, f"{uri}: URI scheme \"{scheme}\" is not supported.")
+        raise FetchError(Status.URI_SCHEME_NOT_SUPPORTED, f"{shown}: URI scheme \"{scheme}\" is not supported.")
     host = parts.hostname
     if not host:
-        raise FetchError(bad_status, f"{uri}: URI has no host.")
-    if parts.username is not None or parts.password is not None:
+        raise FetchError(bad_status, f"{shown}: URI has no host.")
+    has_userinfo = "@" in parts.netloc
+    if has_userinfo and scheme != "ftp":
         raise FetchError(Status.ATTRIBUTES_OR_VALUES_NOT_SUPPORTED,
-                         f"{uri}: user names or passwords in the document-uri are not supported.")
+                         f"{shown}: user names or passwords in the document-uri are not supported.")
     if port == 0:
-        raise FetchError(bad_status, f"{uri}: port 0 is not valid.")
+        raise FetchError(bad_status, f"{shown}: port 0 is not valid.")
     default = DEFAULT_PORTS[scheme]
     port = port or default
     hh = f"[{host}]" if ":" in host else host
     if port != default:
         hh = f"{hh}:{port}"
+    if scheme == "ftp":
+        return _parse_ftp(uri, parts, host, port, hh, bad_status)
     path = parts.path or "/"
     if not path.startswith("/"):
-        raise FetchError(bad_status, f"{uri}: malformed URI path.")
+        raise FetchError(bad_status, f"{shown}: malformed URI path.")
     if parts.query:
         path = f"{path}?{parts.query}"
     clean = uri.split("#", 1)[0]
     return _Target(clean, scheme, host, port, hh, path)
 
 
+def _decode(uri: str, text: str, what: str, bad_status: Status) -> str:
+    """Percent-decode ``text`` as UTF-8; no control characters (they would end an FTP command)."""
+    try:
+        out = unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FetchError(bad_status, f"{_redact(uri)}: the {what} is not UTF-8 once percent-decoded.") from None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in out):
+        raise FetchError(bad_status, f"{_redact(uri)}: the {what} contains control characters.")
+    return out
+
+
+def _redact(uri: str) -> str:
+    """``uri`` without its userinfo (the password must not end up in a status message)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    end = len(rest)
+    for c in "/?#":
+        i = rest.find(c)
+        if i != -1:
+            end = min(end, i)
+    at = rest.rfind("@", 0, end)
+    return uri if at == -1 else f"{scheme}://{rest[at + 1:]}"
+
+
+def _parse_ftp(uri: str, parts, host: str, port: int, hh: str, bad_status: Status) -> _Target:
+    shown = _redact(uri.split("#", 1)[0])
+    user = password = None
+    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
+    if userinfo is not None:
+        raw_user, colon, raw_pw = userinfo.partition(":")
+        user = _decode(uri, raw_user, "user name", bad_status)
+        password = _decode(uri, raw_pw, "password", bad_status) if colon else None
+        if not user:
+            raise FetchError(bad_status, f"{shown}: empty user name.")
+    if parts.query or uri.split("#", 1)[0].endswith("?"):
+        raise FetchError(bad_status, f"{shown}: an ftp URI has no query (encode \"?\" as %3F).")
+    raw = parts.path
+    if not raw.startswith("/") or raw == "/" or raw.endswith("/"):
+        raise FetchError(bad_status, f"{shown}: the ftp URI does not name a file.")
+    path = _decode(uri, raw[1:], "path", bad_status)  # RFC 1738: relative to the login directory
+    return _Target(f"ftp://{hh}{raw}", "ftp", host, port, hh, path, user, password)
+
+
 def check_uri(uri: str, schemes: Collection[str]) -> None:
     """Raise :class:`FetchError` if ``uri`` cannot be fetched with ``schemes`` allowed (no I/O).
 
     Scheme not allowed → ``URI_SCHEME_NOT_SUPPORTED``; malformed (no host, bad port,
-    spaces / non-ASCII, relative) → ``BAD_REQUEST``; credentials in the URI →
-    ``ATTRIBUTES_OR_VALUES_NOT_SUPPORTED``. ``ValueError`` if ``schemes`` holds a scheme
-    this module cannot fetch (anything but http/https, e.g. file).
+    spaces / non-ASCII, relative; for ftp: no file name, a query, control characters or
+    non-UTF-8 once decoded) → ``BAD_REQUEST``; credentials in an http(s) URI →
+    ``ATTRIBUTES_OR_VALUES_NOT_SUPPORTED`` (ftp URIs may carry ``user:password@``).
+    ``ValueError`` if ``schemes`` holds a scheme this module cannot fetch (anything but
+    http/https/ftp, e.g. file).
     """
     _parse(uri, _check_schemes(schemes))
 
@@ -376,8 +448,8 @@ async def open_uri(uri: str, *, schemes: Collection[str] = ("http", "https"), ti
     """Fetch ``uri``; yields a :class:`Fetched` whose body streams the document.
 
     Raises :class:`FetchError` (status set) on entry for connect / TLS / timeout /
-    HTTP error / redirect problems, and from ``body`` iteration for a document cut
-    short. ``ValueError`` if ``schemes`` allows anything but http/https.
+    HTTP error / redirect / FTP login or RETR problems, and from ``body`` iteration for a
+    document cut short. ``ValueError`` if ``schemes`` allows anything but http/https/ftp.
     """
     allowed = _check_schemes(schemes)
     if timeout <= 0:
@@ -387,6 +459,10 @@ async def open_uri(uri: str, *, schemes: Collection[str] = ("http", "https"), ti
     target = _parse(uri, allowed)
     hops = 0
     while True:
+        if target.scheme == "ftp":
+            async with _open_ftp(target, timeout) as doc:
+                yield doc
+            return
         conn = _Conn(target, timeout)
         try:
             await conn.connect(verify_tls)

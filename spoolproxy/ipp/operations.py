@@ -97,6 +97,7 @@ class PrinterService:
         self._state_changed = {q: self.started for q in settings.queues}
         self._last_state: dict[str, tuple] = {}
         self._receiving: set[int] = set()  # jobs whose Send-Document data is arriving now
+        self._caps: dict[str, tuple[object, dict[str, Attribute]]] = {}
 
     # ---- lifetime -------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -222,10 +223,20 @@ class PrinterService:
         survive restarts."""
         return int(time.time())
 
-    def printer_attributes(self, queue: str, ctx: RequestContext) -> dict[str, Attribute]:
-        return {a.name: a for a in build_attributes(self.queue_view(queue, ctx))}
+    def capabilities(self, queue: str) -> dict[str, Attribute]:
+        """The queue's attributes by name, for validating requests: rebuilt only when
+        the printer's polled attributes change (each poll brings a new Group), so the
+        job path neither rebuilds them nor counts the queue's jobs."""
+        upstream = self.upstream.status(queue).attributes
+        cached = self._caps.get(queue)
+        if cached is None or cached[0] is not upstream:
+            view = self.queue_view(queue, RequestContext(host="localhost"))
+            cached = self._caps[queue] = (upstream, {a.name: a for a in build_attributes(view)})
+        return cached[1]
 
-    def job_attributes(self, job: Job, ctx: RequestContext) -> list[Attribute]:
+    def job_attributes(self, job: Job, ctx: RequestContext, wanted: list[str] | None = None) -> list[Attribute]:
+        """The job's attributes; ``wanted`` (requested-attributes) lets a query skip
+        decoding the stored job template when it asks for none of it."""
         a = Attribute.of
         puri = self._printer_uri(job.queue, ctx)
 
@@ -261,6 +272,8 @@ class PrinterService:
             if job.documents[-1].name:
                 out.append(a("document-name-supplied", Tag.NAME, job.documents[-1].name))
         have = {x.name for x in out}
+        if wanted is not None and not (set(wanted) - have - JOB_DESCRIPTION_READONLY - {"job-description"}):
+            return out
         for attr in _job_template(job):
             if attr.name not in have and attr.name not in JOB_DESCRIPTION_READONLY:
                 out.append(attr)
@@ -297,7 +310,7 @@ class PrinterService:
         """Check operation and job template attributes of Print-Job/Validate-Job/
         Create-Job. Returns the job's attributes and the document facts."""
         op = req.operation
-        printer = self.printer_attributes(queue, ctx)
+        printer = self.capabilities(queue)
         info: dict = {"user": _user(req) or "anonymous", "host": ctx.peer}
         info["name"] = single(op.get("job-name"), NAME_TAGS, "job-name") or ""
         fidelity = single(op.get("ipp-attribute-fidelity"), (Tag.BOOLEAN,), "ipp-attribute-fidelity") or False
@@ -394,7 +407,7 @@ class PrinterService:
             pass
 
     def _job_response(self, resp: Message, job: Job, ctx: RequestContext, names=JOB_ATTRS_AFTER_CREATE) -> None:
-        attrs = {x.name: x for x in self.job_attributes(job, ctx)}
+        attrs = {x.name: x for x in self.job_attributes(job, ctx, list(names))}
         resp.add_group(Tag.JOB, [attrs[n] for n in names if n in attrs])
 
     async def op_print_job(self, req, body, ctx, resp, queue, _job_id, by_reference=False):
@@ -470,7 +483,7 @@ class PrinterService:
             raise RequestError(Status.NOT_POSSIBLE, f"Job #{job.id} is {JobState(job.state).keyword}.")
         if job.closed:
             raise RequestError(Status.NOT_POSSIBLE, f"Job #{job.id} already has its last document.")
-        info = self._document_info(req, self.printer_attributes(queue, ctx), by_reference)
+        info = self._document_info(req, self.capabilities(queue), by_reference)
         self._receiving.add(job.id)
         try:
             name, size, head = await self._receive(body, info)
@@ -566,7 +579,8 @@ class PrinterService:
     async def op_get_job_attributes(self, req, body, ctx, resp, queue, job_id):
         job = self._job(queue, job_id, req)
         requested = _requested(req)
-        resp.add_group(Tag.JOB, _filter_job(self.job_attributes(job, ctx), requested or ["all"]))
+        requested = requested or ["all"]
+        resp.add_group(Tag.JOB, _filter_job(self.job_attributes(job, ctx, requested), requested))
 
     async def op_get_jobs(self, req, body, ctx, resp, queue, _job_id):
         op = req.operation
@@ -596,7 +610,7 @@ class PrinterService:
             jobs = jobs[:limit]
         requested = _requested(req) or list(DEFAULT_JOB_ATTRS)
         for job in jobs:
-            resp.add_group(Tag.JOB, _filter_job(self.job_attributes(job, ctx), requested))
+            resp.add_group(Tag.JOB, _filter_job(self.job_attributes(job, ctx, requested), requested))
 
     async def op_get_printer_attributes(self, req, body, ctx, resp, queue, _job_id):
         attrs = build_attributes(self.queue_view(queue, ctx))

@@ -13,6 +13,7 @@ from typing import Any
 from ..ipp.model import JobState
 
 SCHEMA_VERSION = 1
+_FINAL = int(JobState.CANCELED)  # canceled, aborted and completed are final
 
 
 @dataclass(slots=True)
@@ -67,7 +68,7 @@ class Job:
 
     @property
     def is_final(self) -> bool:
-        return JobState(self.state).is_final
+        return self.state >= _FINAL  # a plain int compare: this runs for every job in every scan
 
     def to_record(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies and costs half of every save

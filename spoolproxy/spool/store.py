@@ -69,6 +69,50 @@ def _write_all(fd: int, bufs: list[bytes]) -> None:
 
 
 
+def _write_chunk(path: Path, fd: int, buf: list[bytes]) -> int:
+    """Write buffered chunks (creating the file if fd < 0); returns the fd. On an error
+    the fd is closed here, and the caller removes the file."""
+    if fd < 0:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        if buf:
+            _write_all(fd, buf)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class _GroupFsync:
+    """fsync of one directory, shared by concurrent callers (as the database groups
+    commits): each call returns after an fsync that began after the call did, so every
+    file created before the call has a durable directory entry."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._requested = 0
+        self._done = 0
+        self._running = False
+        self._finished = trio.Event()
+
+    async def sync(self) -> None:
+        self._requested += 1
+        ticket = self._requested
+        while self._done < ticket:
+            if self._running:
+                await self._finished.wait()
+                continue
+            self._running = True
+            target = self._requested
+            try:
+                await trio.to_thread.run_sync(fsync_dir, self.path)
+                self._done = max(self._done, target)
+            finally:
+                self._running = False
+                finished, self._finished = self._finished, trio.Event()
+                finished.set()
+
+
 def _queue_dict(index: dict[str, SortedDict], queue: str) -> SortedDict:
     d = index.get(queue)
     if d is None:
@@ -88,6 +132,7 @@ class JobStore:
         self.db = db
         self.spool_dir = Path(spool_dir).absolute()
         self.fsync = fsync
+        self._dir_sync = _GroupFsync(self.spool_dir)
         self.spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._jobs: SortedDict = SortedDict()  # id -> Job, every registered job
         self._active: SortedDict = SortedDict()  # id -> Job, non-final when last indexed
@@ -325,13 +370,8 @@ class JobStore:
         name = f"{FILE_PREFIX}{uuid.uuid4().hex}"
         path = self.spool_dir / name
         self._spooling.add(name)
-        fd = -1
+        fd = -1  # the file is created by the first thread hop: a small job needs only one
         try:
-            try:
-                fd = await trio.to_thread.run_sync(
-                    os.open, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            except OSError as e:
-                _raise_spool_os_error(e, f"cannot create {path}")
             size = 0
             buf: list[bytes] = []
             buffered = 0
@@ -347,14 +387,16 @@ class JobStore:
                 buffered += n
                 if buffered >= FLUSH_BYTES:
                     try:
-                        await trio.to_thread.run_sync(_write_all, fd, buf)
+                        fd = await trio.to_thread.run_sync(_write_chunk, path, fd, buf)
                     except OSError as e:
                         _raise_spool_os_error(e, f"cannot write {path}")
                     buf = []
                     buffered = 0
             last_fd, fd = fd, -1  # _finish_file closes it, whatever happens
             try:
-                await trio.to_thread.run_sync(self._finish_file, last_fd, buf)
+                await trio.to_thread.run_sync(self._finish_file, path, last_fd, buf)
+                if self.fsync:
+                    await self._dir_sync.sync()
             except OSError as e:
                 _raise_spool_os_error(e, f"cannot write {path}")
             return name, size
@@ -369,16 +411,13 @@ class JobStore:
         finally:
             self._spooling.discard(name)
 
-    def _finish_file(self, fd: int, buf: list[bytes]) -> None:
+    def _finish_file(self, path: Path, fd: int, buf: list[bytes]) -> None:
+        fd = _write_chunk(path, fd, buf)
         try:
-            if buf:
-                _write_all(fd, buf)
             if self.fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        if self.fsync:
-            fsync_dir(self.spool_dir)
 
     async def _remove_files(self, names: list[str]) -> None:
         if names:

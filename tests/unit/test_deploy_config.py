@@ -45,3 +45,17 @@ def test_service_unit_runs_the_example_paths():
     assert "/var/lib/spoolproxy" in service["ReadWritePaths"].split()
     assert "CAP_NET_BIND_SERVICE" in service["AmbientCapabilities"]
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
+
+
+def test_readme_config_shows_every_key_with_its_default():
+    """README's configuration block documents every key and claims its values are the defaults."""
+    readme = (DEPLOY.parent / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(block)
+    assert config.from_mapping(data, "README.md") == config.load(None)
+    commented = {line.split("#", 1)[1].split("=", 1)[0].strip()
+                 for line in block.splitlines() if line.lstrip().startswith("# ") and "=" in line}
+    assert set(data["node"]) | commented >= set(config.NodeSettings.model_fields)
+    assert set(data["ipp"]) | commented >= set(config.IppSettings.model_fields)
+    (queue,) = data["queues"].values()
+    assert set(queue) | commented >= set(config.QueueSettings.model_fields)

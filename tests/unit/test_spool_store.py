@@ -654,3 +654,40 @@ class StoreMachine(RuleBasedStateMachine):
 TestStoreMachine = StoreMachine.TestCase
 TestStoreMachine.settings = settings(max_examples=40, stateful_step_count=30, deadline=None,
                                      suppress_health_check=[HealthCheck.too_slow])
+
+
+async def test_directory_fsync_is_shared_by_concurrent_spools(tmp_path, monkeypatch):
+    """Concurrent documents share directory fsyncs, and none returns before an fsync
+    that started after its file was written."""
+    import threading
+    import time as _time
+    from spoolproxy.spool import store as store_mod
+
+    log: list[tuple[str, float]] = []
+    lock = threading.Lock()
+
+    def slow_fsync_dir(path):
+        with lock:
+            log.append(("start", _time.monotonic()))
+        _time.sleep(0.05)
+
+    monkeypatch.setattr(store_mod, "fsync_dir", slow_fsync_dir)
+    finished: list[tuple[float, float]] = []
+    with Database(tmp_path / "db", sync=False) as db:
+        store = JobStore(db, tmp_path / "spool", fsync=True)
+
+        async def one(i):
+            async def body():
+                yield b"x" * (i + 1)
+            begun = _time.monotonic()
+            await store.spool_document(body())
+            finished.append((begun, _time.monotonic()))
+
+        async with trio.open_nursery() as n:
+            for i in range(20):
+                n.start_soon(one, i)
+    starts = [t for kind, t in log]
+    assert len(finished) == 20
+    assert 1 <= len(starts) < 20  # grouped
+    for begun, _ in finished:
+        assert any(s >= begun for s in starts)  # covered by an fsync that began later
