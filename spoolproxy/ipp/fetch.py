@@ -442,6 +442,220 @@ def _reason(resp: h11.Response) -> str:
     return f"HTTP {resp.status_code} {r}" if r else f"HTTP {resp.status_code}"
 
 
+# ---------------------------------------------------------------- ftp
+
+class _Stop(Exception):
+    """The trio side is gone (block left, run over): the ftp thread just ends."""
+
+
+_FTP_LIMITER: trio.lowlevel.RunVar = trio.lowlevel.RunVar("spoolproxy_ftp_limiter")
+
+
+def _ftp_limiter() -> trio.CapacityLimiter:
+    try:
+        return _FTP_LIMITER.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(FTP_MAX_THREADS)
+        _FTP_LIMITER.set(limiter)
+        return limiter
+
+
+def _reply(e: BaseException) -> str:
+    """An FTP reply (or any error) as short printable text for a status message."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    text = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in text)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+class _FtpSession:
+    """One RETR, run by :meth:`run` in a worker thread; items go to the trio side through
+    ``send``: ("start", None), then ("data", bytes)..., then ("end", None); or
+    ("error", message) at any point. :meth:`abort` (trio side) shuts the sockets down."""
+
+    def __init__(self, target: _Target, timeout: float, send: trio.MemorySendChannel) -> None:
+        self.t = target
+        self.timeout = timeout
+        self.send = send
+        self.lock = threading.Lock()  # guards aborted / socks against close-vs-shutdown races
+        self.aborted = False
+        self.socks: list[socket.socket] = []
+
+    # -------- trio side
+
+    def abort(self) -> None:
+        with self.lock:
+            self.aborted = True
+            for s in self.socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)  # wakes a recv() blocked in the thread
+                except OSError:
+                    pass
+
+    # -------- worker thread
+
+    def _emit(self, kind: str, payload: object) -> None:
+        try:
+            trio.from_thread.run(self.send.send, (kind, payload))
+        except BaseException:  # channel closed (block left), run finished, cancelled
+            raise _Stop() from None
+
+    def _track(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            if self.aborted or sock is None:
+                raise _Stop()
+            self.socks.append(sock)
+
+    def _close(self, sock: socket.socket | None, ftp: ftplib.FTP | None = None) -> None:
+        with self.lock:
+            if sock is not None:
+                if sock in self.socks:
+                    self.socks.remove(sock)
+                sock.close()
+            if ftp is not None:
+                if ftp.sock in self.socks:
+                    self.socks.remove(ftp.sock)
+                ftp.close()
+
+    def run(self) -> None:
+        t, timeout = self.t, self.timeout
+        ftp = ftplib.FTP(timeout=timeout)  # utf-8 commands; passive mode; PASV host ignored (peer used)
+        conn: socket.socket | None = None
+        stage = "connect"
+        try:
+            ftp.connect(t.host, t.port)
+            self._track(ftp.sock)
+            stage = "login"
+            if t.user is None:
+                ftp.login()  # anonymous
+            else:
+                ftp.login(t.user, t.password or "")
+            stage = "retrieve"
+            ftp.voidcmd("TYPE I")
+            conn, size = ftp.ntransfercmd("RETR " + t.path)
+            self._track(conn)
+            self._emit("start", None)
+            stage = "data"
+            got = 0
+            while True:
+                data = conn.recv(CHUNK)
+                if not data:
+                    break
+                got += len(data)
+                self._emit("data", data)
+            self._close(conn)
+            conn = None
+            stage = "finish"
+            ftp.voidresp()  # 226; 426 / 451 when the server cut the transfer
+            if size is not None and got != size:
+                self._emit("error", f"document truncated: got {got} of the {size} bytes announced.")
+                return
+            self._emit("end", None)
+            stage = "quit"
+            try:
+                ftp.quit()
+            except Exception:
+                pass
+        except _Stop:
+            pass
+        except Exception as e:
+            if not self.aborted and stage != "quit":
+                try:
+                    self._emit("error", self._message(stage, e))
+                except _Stop:
+                    pass
+        finally:
+            self._close(conn, ftp)
+
+    def _message(self, stage: str, e: Exception) -> str:
+        t, timeout = self.t, self.timeout
+        incomplete = stage in ("data", "finish")
+        if isinstance(e, ftplib.Error):
+            reply = _reply(e)
+            if stage == "login":
+                return f"login failed ({reply})."
+            if stage == "retrieve":
+                return f"cannot retrieve the file ({reply})."
+            if incomplete:
+                return f"transfer failed ({reply}); document incomplete."
+            return f"unexpected FTP reply ({reply})."
+        if isinstance(e, TimeoutError):
+            if stage == "connect":
+                return f"timed out connecting to {t.host_header} after {timeout:g} s."
+            if incomplete:
+                return f"the server sent nothing for {timeout:g} s; document incomplete."
+            return f"no answer from {t.host_header} within {timeout:g} s."
+        if isinstance(e, EOFError):
+            what = "; document incomplete" if incomplete else ""
+            return f"the server closed the connection{what}."
+        if isinstance(e, OSError):
+            reason = e.strerror or _reply(e)
+            if stage == "connect":
+                return f"cannot connect to {t.host_header}: {reason}."
+            if incomplete:
+                return f"connection lost while reading the document: {reason}."
+            return f"connection failed: {reason}."
+        return f"FTP failure ({type(e).__name__}: {_reply(e)})."
+
+
+@asynccontextmanager
+async def _open_ftp(target: _Target, timeout: float) -> AsyncIterator[Fetched]:
+    send, recv = trio.open_memory_channel(FTP_QUEUE)
+    session = _FtpSession(target, timeout, send)
+
+    async def worker() -> None:
+        async with send:  # the reader sees EndOfChannel if the thread ends without a last item
+            # cancellable: a cancelled caller never waits for a blocking connect / DNS; the
+            # abandoned thread ends by itself (closed channel, shut-down sockets, timeouts)
+            await trio.to_thread.run_sync(session.run, cancellable=True, limiter=_ftp_limiter(),
+                                          thread_name=f"spoolproxy ftp {target.uri}")
+
+    body = _FtpBody(target, recv)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker)
+        try:
+            kind, payload = await body.receive()
+            if kind == "error":
+                raise _access(target.uri, payload)
+            yield Fetched(None, body)
+        finally:
+            body.closed = True
+            session.abort()
+            recv.close()  # a send blocked in the thread fails: it ends
+
+
+class _FtpBody:
+    def __init__(self, target: _Target, recv: trio.MemoryReceiveChannel) -> None:
+        self.t = target
+        self.recv = recv
+        self.done = False
+        self.closed = False
+
+    def __aiter__(self) -> "_FtpBody":
+        return self
+
+    async def receive(self) -> tuple[str, object]:
+        try:
+            return await self.recv.receive()
+        except trio.EndOfChannel:
+            return "error", "the FTP transfer ended unexpectedly."
+        except trio.ClosedResourceError:
+            return "error", "the document was read after its open_uri() block ended."
+
+    async def __anext__(self) -> bytes:
+        if self.closed:
+            raise _access(self.t.uri, "the document was read after its open_uri() block ended.")
+        if self.done:
+            raise StopAsyncIteration
+        kind, payload = await self.receive()
+        if kind == "data":
+            return payload
+        self.done = True
+        if kind == "end":
+            raise StopAsyncIteration
+        raise _access(self.t.uri, payload if kind == "error" else f"unexpected item {kind!r}.")
+
+
+
 @asynccontextmanager
 async def open_uri(uri: str, *, schemes: Collection[str] = ("http", "https"), timeout: float = 30.0,
                    max_redirects: int = 3, verify_tls: bool = True) -> AsyncIterator[Fetched]:

@@ -1,16 +1,21 @@
-"""spoolproxy.ipp.fetch against a tiny in-test HTTP server (trio, raw sockets)."""
+"""spoolproxy.ipp.fetch against a tiny in-test HTTP server (trio, raw sockets), a real FTP
+server (pyftpdlib, in a thread) and a scripted fake FTP server (trio)."""
 from __future__ import annotations
 
 import datetime
 import gzip
 import ipaddress
+import logging
+import os
 import ssl
+import threading
 import zlib
 from functools import partial
 
 import pytest
 import trio
 
+import peers
 from spoolproxy import __version__
 from spoolproxy.ipp.fetch import FetchError, Fetched, check_uri, open_uri
 from spoolproxy.ipp.model import Status
@@ -37,6 +42,7 @@ class Server:
         self.requests: list[bytes] = []
         self.port = 0
         self.peer_closed = trio.Event()
+        self.ftp_uri = ""
 
     @property
     def base(self) -> str:
@@ -103,6 +109,8 @@ class Server:
             await s.send_all(head("308 Permanent Redirect", "Location: /loop", "Content-Length: 0"))
         elif path == "/to-ftp":
             await s.send_all(head("302 Found", "Location: ftp://127.0.0.1/doc.pdf", "Content-Length: 0"))
+        elif path == "/to-ftp-server":
+            await s.send_all(head("302 Found", f"Location: {self.ftp_uri}", "Content-Length: 0"))
         elif path == "/to-file":
             await s.send_all(head("302 Found", "Location: file:///etc/passwd", "Content-Length: 0"))
         elif path == "/to-https":
@@ -337,7 +345,8 @@ async def test_body_after_block_exit(server):
 
 # ---------------------------------------------------------------- schemes and check_uri
 
-@pytest.mark.parametrize("schemes", [("file",), ("http", "file"), ("ftp",), ("FILE",)])
+@pytest.mark.parametrize("schemes", [("file",), ("http", "file"), ("ftp", "file"), ("FILE",), ("ftps",),
+                                     ("gopher",)])
 async def test_file_and_other_schemes_refused_at_call_time(schemes):
     with pytest.raises(ValueError):
         async with open_uri("http://127.0.0.1/x", schemes=schemes):
@@ -381,6 +390,46 @@ def test_check_uri_errors(uri, status):
         check_uri(uri, ("http",))
     assert info.value.status == status
     assert str(info.value)
+
+
+@pytest.mark.parametrize("uri", [
+    "ftp://example.com/doc.pdf", "FTP://Example.COM:2121/pub/doc.ps#frag", "ftp://[::1]/x",
+    "ftp://anonymous@example.com/doc.pdf", "ftp://alice:s%3Acret%40x@example.com/%2Fetc/doc.pdf",
+    "ftp://example.com/my%20doc%C3%A9.pdf", "ftp://user:@example.com/a",
+])
+def test_check_uri_ftp_ok(uri):
+    check_uri(uri, ("http", "https", "ftp"))
+
+
+@pytest.mark.parametrize("uri,status", [
+    ("ftp:///doc.pdf", Status.BAD_REQUEST),
+    ("ftp://example.com", Status.BAD_REQUEST),  # names no file
+    ("ftp://example.com/", Status.BAD_REQUEST),
+    ("ftp://example.com/dir/", Status.BAD_REQUEST),
+    ("ftp://example.com/a?b", Status.BAD_REQUEST),
+    ("ftp://example.com/a%0D%0ADELE%20x", Status.BAD_REQUEST),  # command injection
+    ("ftp://us%0Aer:pw@example.com/a", Status.BAD_REQUEST),
+    ("ftp://example.com/%FF", Status.BAD_REQUEST),
+    ("ftp://:pw@example.com/a", Status.BAD_REQUEST),
+    ("ftp://example.com:0/a", Status.BAD_REQUEST),
+    ("http://user:pw@example.com/doc.pdf", Status.ATTRIBUTES_OR_VALUES_NOT_SUPPORTED),  # ftp only
+    ("https://user@example.com/doc.pdf", Status.ATTRIBUTES_OR_VALUES_NOT_SUPPORTED),
+    ("file:///etc/passwd", Status.URI_SCHEME_NOT_SUPPORTED),
+])
+def test_check_uri_ftp_errors(uri, status):
+    with pytest.raises(FetchError) as info:
+        check_uri(uri, ("http", "https", "ftp"))
+    assert info.value.status == status
+    assert str(info.value)
+
+
+def test_check_uri_password_not_in_message():
+    with pytest.raises(FetchError) as info:
+        check_uri("ftp://alice:s3cret@example.com/", ("ftp",))
+    assert "s3cret" not in str(info.value) and "example.com" in str(info.value)
+    with pytest.raises(FetchError) as info:
+        check_uri("http://alice:s3cret@example.com/", ("http", "ftp"))
+    assert "s3cret" not in str(info.value)
 
 
 def test_check_uri_no_schemes_allowed():
