@@ -40,8 +40,16 @@ def _url_host(listen: str, configured: str | None) -> str:
     return f"[{listen}]" if ":" in listen else listen
 
 
-class StateDirBusy(RuntimeError):
+class NodeStartError(RuntimeError):
+    """The node cannot start; the message says why in an administrator's words."""
+
+
+class StateDirBusy(NodeStartError):
     """Another node already runs on this state directory."""
+
+
+class ListenError(NodeStartError):
+    """A listening port cannot be opened (in use, no permission)."""
 
 
 class _node_lock:
@@ -91,7 +99,11 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
             await nursery.start(service.run)
             await nursery.start(upstream.run)
             nursery.start_soon(store.run_purger, settings.node.job_history)
-            listeners = await nursery.start(server.serve)
+            try:
+                listeners = await nursery.start(server.serve)
+            except OSError as e:
+                raise ListenError(f"cannot listen for IPP on {settings.ipp.listen}:{settings.ipp.port}: "
+                                  f"{e.strerror or e}") from None
             port = listeners[0].socket.getsockname()[1]
             host = _url_host(settings.ipp.listen, settings.ipp.hostname)
             info = NodeInfo(ipp_port=port, state_dir=state_dir, recovered=len(recovered))
@@ -119,5 +131,16 @@ def serve(settings: Settings) -> None:
             nursery.start_soon(stop_on_signal)
             await nursery.start(run_node, settings)
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        raise _single(group) from None
     log.info("stopped (pid %d)", os.getpid())
+
+
+def _single(group: BaseExceptionGroup) -> BaseException:
+    """The one error inside nested nursery groups, so that callers see a StateDirBusy
+    rather than a group of one; a group of several stays a group."""
+    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+        group = group.exceptions[0]
+    return group

@@ -510,7 +510,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             serve(settings)
     except ConfigError:
         raise
-    except app.StateDirBusy as e:
+    except app.NodeStartError as e:
         print(f"spoolproxy: {e}", file=sys.stderr)
         return EXIT_FAIL
     except BaseException as e:

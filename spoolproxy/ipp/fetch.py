@@ -46,6 +46,7 @@ addresses are reachable).
 from __future__ import annotations
 
 import ftplib
+import inspect
 import socket
 import ssl
 import threading
@@ -597,6 +598,11 @@ class _FtpSession:
         return f"FTP failure ({type(e).__name__}: {_reply(e)})."
 
 
+# trio >= 0.23 calls it abandon_on_cancel; 0.22 had cancellable
+_ABANDON = ("abandon_on_cancel" if "abandon_on_cancel" in inspect.signature(trio.to_thread.run_sync).parameters
+            else "cancellable")
+
+
 @asynccontextmanager
 async def _open_ftp(target: _Target, timeout: float) -> AsyncIterator[Fetched]:
     send, recv = trio.open_memory_channel(FTP_QUEUE)
@@ -604,12 +610,13 @@ async def _open_ftp(target: _Target, timeout: float) -> AsyncIterator[Fetched]:
 
     async def worker() -> None:
         async with send:  # the reader sees EndOfChannel if the thread ends without a last item
-            # cancellable: a cancelled caller never waits for a blocking connect / DNS; the
-            # abandoned thread ends by itself (closed channel, shut-down sockets, timeouts)
-            await trio.to_thread.run_sync(session.run, cancellable=True, limiter=_ftp_limiter(),
+            # abandoned on cancellation: a cancelled caller never waits for a blocking connect /
+            # DNS; the thread then ends by itself (closed channel, shut-down sockets, timeouts)
+            await trio.to_thread.run_sync(session.run, limiter=_ftp_limiter(), **{_ABANDON: True},
                                           thread_name=f"spoolproxy ftp {target.uri}")
 
     body = _FtpBody(target, recv)
+    caught: BaseException | None = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(worker)
         try:
@@ -617,10 +624,22 @@ async def _open_ftp(target: _Target, timeout: float) -> AsyncIterator[Fetched]:
             if kind == "error":
                 raise _access(target.uri, payload)
             yield Fetched(None, body)
+        except BaseException as e:
+            # raised again below, outside the nursery, so that it is not wrapped in an
+            # exception group. An outside cancellation also cancels the worker (the thread
+            # is abandoned) and the nursery re-raises it; otherwise the nursery waits for
+            # the thread, which the abort below ends promptly (the FTP connection is closed
+            # when this returns).
+            caught = e
         finally:
             body.closed = True
             session.abort()
             recv.close()  # a send blocked in the thread fails: it ends
+    if caught is not None:
+        try:
+            raise caught
+        finally:
+            caught = None
 
 
 class _FtpBody:

@@ -134,7 +134,7 @@ class FolderBackend(Backend):
             try:
                 await trio.to_thread.run_sync(
                     _copy, lambda d=doc: ctx.store.open_document(d), self.directory, name,
-                    abort, self.fsync, cancellable=True)
+                    abort, self.fsync, abandon_on_cancel=True)
             except BaseException as e:
                 abort.set()  # an abandoned thread stops at its next chunk and cleans up
                 if isinstance(e, SpoolError):

@@ -241,7 +241,8 @@ def fake_app(monkeypatch, restore_logging):
         calls.append(settings)
         return mod.behaviour(settings)  # type: ignore[attr-defined]
     mod.serve = serve  # type: ignore[attr-defined]
-    mod.StateDirBusy = type("StateDirBusy", (RuntimeError,), {})  # type: ignore[attr-defined]
+    mod.NodeStartError = type("NodeStartError", (RuntimeError,), {})  # type: ignore[attr-defined]
+    mod.StateDirBusy = type("StateDirBusy", (mod.NodeStartError,), {})  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "spoolproxy.app", mod)
     monkeypatch.setattr(spoolproxy, "app", mod, raising=False)
     mod.calls = calls  # type: ignore[attr-defined]

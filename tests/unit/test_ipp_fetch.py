@@ -483,3 +483,302 @@ async def test_https_untrusted_certificate(tls_server):
     assert e.status == Status.DOCUMENT_ACCESS_ERROR
     assert "certificate" in str(e)
     assert tls_server.requests == []
+
+
+# ---------------------------------------------------------------- ftp (pyftpdlib)
+
+FTP_DOC = os.urandom(3 << 20)  # 3 MB: many chunks, more than the channel and socket buffers hold
+FTP_SCHEMES = ("http", "https", "ftp")
+
+
+def _pyftpdlib():
+    try:
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import FTPServer
+    except ImportError:
+        peers.unavailable("pyftpdlib is not installed (pip install pyftpdlib)")
+    return DummyAuthorizer, FTPHandler, FTPServer
+
+
+class FtpServer:
+    """pyftpdlib on 127.0.0.1 in a daemon thread; counts control connections."""
+
+    def __init__(self, root) -> None:
+        DummyAuthorizer, FTPHandler, FTPServer = _pyftpdlib()
+        logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+        (root / "pub").mkdir()
+        (root / "pub" / "doc.bin").write_bytes(FTP_DOC)
+        (root / "my doc é.ps").write_bytes(b"%!PS\nshowpage\n")
+        home = root / "alice"
+        home.mkdir()
+        (home / "private.pdf").write_bytes(b"%PDF-1.4 alice\n")
+        auth = DummyAuthorizer()
+        auth.add_anonymous(str(root))  # read-only
+        auth.add_user("alice", "s3cret", str(home), perm="elr")
+        srv = self
+        self.lock = threading.Lock()
+        self.connects = self.disconnects = 0
+
+        class Handler(FTPHandler):
+            authorizer = auth
+            auth_failed_timeout = 0  # no 3 s penalty on a bad password
+
+            def on_connect(self):
+                with srv.lock:
+                    srv.connects += 1
+
+            def on_disconnect(self):
+                with srv.lock:
+                    srv.disconnects += 1
+
+        self.server = FTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.socket.getsockname()[1]
+        self.base = f"ftp://127.0.0.1:{self.port}"
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="test ftp server", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                self.server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+        finally:
+            self.server.close_all()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+    def idle(self) -> bool:
+        with self.lock:
+            return self.connects > 0 and self.connects == self.disconnects
+
+
+@pytest.fixture
+def ftp_server(tmp_path):
+    srv = FtpServer(tmp_path)
+    yield srv
+    srv.stop()
+
+
+def ftp_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("spoolproxy ftp")]
+
+
+async def wait_closed(srv: FtpServer) -> None:
+    """The FTP session ended on the server and no fetch thread is left (bounded wait, no timing)."""
+    with trio.fail_after(10):
+        while not srv.idle() or ftp_threads():
+            await trio.sleep(0.01)
+
+
+async def test_ftp_anonymous_large_file(ftp_server):
+    got = bytearray()
+    sizes = []
+    async with open_uri(ftp_server.base + "/pub/doc.bin", schemes=FTP_SCHEMES) as doc:
+        assert doc.content_type is None
+        async for chunk in doc.body:
+            got += chunk
+            sizes.append(len(chunk))
+    assert bytes(got) == FTP_DOC
+    assert max(sizes) <= 64 << 10
+    await wait_closed(ftp_server)
+
+
+async def test_ftp_decoded_path(ftp_server):
+    _, data = await fetch(ftp_server.base + "/my%20doc%20%C3%A9.ps", schemes=("ftp",))
+    assert data == b"%!PS\nshowpage\n"
+
+
+async def test_ftp_user_password(ftp_server):
+    # the path is relative to the login directory (alice's home), as in RFC 1738
+    doc, data = await fetch(f"ftp://alice:s3cret@127.0.0.1:{ftp_server.port}/private.pdf", schemes=("ftp",))
+    assert data == b"%PDF-1.4 alice\n" and doc.content_type is None
+
+
+async def test_ftp_missing_file(ftp_server):
+    uri = ftp_server.base + "/pub/missing.pdf"
+    e = await fetch_error(uri, schemes=("ftp",))
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert str(e).startswith(f"{uri}: ") and "550" in str(e)
+    await wait_closed(ftp_server)
+
+
+async def test_ftp_bad_password(ftp_server):
+    e = await fetch_error(f"ftp://alice:wrong@127.0.0.1:{ftp_server.port}/private.pdf", schemes=("ftp",))
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "login failed" in str(e) and "530" in str(e)
+    assert "wrong" not in str(e) and str(e).startswith(f"ftp://127.0.0.1:{ftp_server.port}/private.pdf: ")
+    await wait_closed(ftp_server)
+
+
+async def test_ftp_directory_is_not_a_document(ftp_server):
+    e = await fetch_error(ftp_server.base + "/pub", schemes=("ftp",))
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+async def test_ftp_caller_leaves_early(ftp_server):
+    async with open_uri(ftp_server.base + "/pub/doc.bin", schemes=("ftp",)) as doc:
+        async for chunk in doc.body:
+            assert chunk
+            break
+    await wait_closed(ftp_server)  # the thread was blocked handing over a chunk: it ended
+
+
+async def test_ftp_caller_exception(ftp_server):
+    with pytest.raises(KeyError):
+        async with open_uri(ftp_server.base + "/pub/doc.bin", schemes=("ftp",)) as doc:
+            await doc.body.__anext__()
+            raise KeyError("caller failed")
+    await wait_closed(ftp_server)
+
+
+async def test_ftp_caller_cancelled(ftp_server):
+    with trio.CancelScope() as scope:
+        async with open_uri(ftp_server.base + "/pub/doc.bin", schemes=("ftp",)) as doc:
+            async for _ in doc.body:
+                scope.cancel()
+    assert scope.cancelled_caught
+    await wait_closed(ftp_server)
+
+
+async def test_ftp_body_after_block_exit(ftp_server):
+    async with open_uri(ftp_server.base + "/pub/doc.bin", schemes=("ftp",)) as doc:
+        pass
+    with pytest.raises(FetchError):
+        await doc.body.__anext__()
+    await wait_closed(ftp_server)
+
+
+async def test_ftp_concurrent(ftp_server):
+    results = {}
+
+    async def one(i):
+        results[i] = (await fetch(ftp_server.base + "/pub/doc.bin", schemes=("ftp",)))[1]
+
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            nursery.start_soon(one, i)
+    assert all(r == FTP_DOC for r in results.values()) and len(results) == 4
+
+
+async def test_http_redirect_to_ftp(server, ftp_server):
+    server.ftp_uri = ftp_server.base + "/pub/doc.bin"
+    _, data = await fetch(server.base + "/to-ftp-server", schemes=FTP_SCHEMES)
+    assert data == FTP_DOC
+    e = await fetch_error(server.base + "/to-ftp-server")  # ftp not allowed
+    assert e.status == Status.URI_SCHEME_NOT_SUPPORTED
+
+
+async def test_ftp_not_allowed(ftp_server):
+    e = await fetch_error(ftp_server.base + "/pub/doc.bin", schemes=("http", "https"))
+    assert e.status == Status.URI_SCHEME_NOT_SUPPORTED
+
+
+async def test_ftp_connection_refused():
+    port = peers.free_port()
+    e = await fetch_error(f"ftp://127.0.0.1:{port}/doc.pdf", schemes=("ftp",))
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+    assert str(e).startswith(f"ftp://127.0.0.1:{port}/doc.pdf: cannot connect")
+
+
+# ---------------------------------------------------------------- ftp (scripted fake server)
+
+class FakeFtp:
+    """Just enough FTP for ftplib's RETR; ``mode`` picks how the transfer goes wrong."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.port = 0
+        self.data = DOC
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            if self.mode == "silent":
+                await trio.sleep_forever()
+            buf = b""
+
+            async def reply(text: str) -> None:
+                await stream.send_all(text.encode() + b"\r\n")
+
+            await reply("220 fake")
+            data_listener = None
+            try:
+                while True:
+                    while b"\r\n" not in buf:
+                        more = await stream.receive_some(1024)
+                        if not more:
+                            return
+                        buf += more
+                    line, buf = buf.split(b"\r\n", 1)
+                    cmd = line.split(b" ", 1)[0].upper()
+                    if cmd == b"USER":
+                        await reply("331 password please")
+                    elif cmd == b"PASS":
+                        await reply("230 logged in")
+                    elif cmd == b"TYPE":
+                        await reply("200 binary")
+                    elif cmd == b"PASV":
+                        data_listener = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+                        p = data_listener.socket.getsockname()[1]
+                        await reply(f"227 Entering Passive Mode (127,0,0,1,{p >> 8},{p & 255}).")
+                    elif cmd == b"RETR":
+                        size = len(self.data)
+                        await reply(f"150 Opening BINARY mode data connection ({size} bytes).")
+                        data = await data_listener.accept()
+                        if self.mode == "silent-data":
+                            await data.send_all(self.data[:1000])
+                            await trio.sleep_forever()
+                        await data.send_all(self.data[:size // 2])
+                        await data.aclose()
+                        if self.mode == "short":
+                            await reply("226 Transfer complete.")  # but fewer bytes than announced
+                        else:
+                            await reply("426 Connection closed; transfer aborted.")
+                    elif cmd == b"QUIT":
+                        await reply("221 bye")
+                        return
+                    else:
+                        await reply("502 not implemented")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            finally:
+                if data_listener is not None:
+                    await data_listener.aclose()
+
+
+@pytest.fixture
+async def fake_ftp(nursery, request):
+    srv = FakeFtp(request.param)
+    listeners = await nursery.start(partial(trio.serve_tcp, srv.handle, 0, host="127.0.0.1"))
+    srv.port = listeners[0].socket.getsockname()[1]
+    return srv
+
+
+@pytest.mark.parametrize("fake_ftp", ["short", "aborted"], indirect=True)
+async def test_ftp_truncated(fake_ftp):
+    got = bytearray()
+    with pytest.raises(FetchError) as info:
+        async with open_uri(f"ftp://127.0.0.1:{fake_ftp.port}/doc.pdf", schemes=("ftp",)) as doc:
+            async for chunk in doc.body:  # no error on entry: the transfer started
+                got += chunk
+    assert info.value.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "truncated" in str(info.value) or "426" in str(info.value)
+    assert bytes(got) == DOC[:len(DOC) // 2]
+
+
+@pytest.mark.parametrize("fake_ftp", ["silent"], indirect=True)
+async def test_ftp_silent_server_times_out(fake_ftp):
+    e = await fetch_error(f"ftp://127.0.0.1:{fake_ftp.port}/doc.pdf", schemes=("ftp",), timeout=0.3)
+    assert e.status == Status.DOCUMENT_ACCESS_ERROR
+
+
+@pytest.mark.parametrize("fake_ftp", ["silent-data"], indirect=True)
+async def test_ftp_silent_data_times_out(fake_ftp):
+    with pytest.raises(FetchError) as info:
+        async with open_uri(f"ftp://127.0.0.1:{fake_ftp.port}/doc.pdf", schemes=("ftp",), timeout=0.3) as doc:
+            async for _ in doc.body:
+                pass
+    assert info.value.status == Status.DOCUMENT_ACCESS_ERROR
+    assert "incomplete" in str(info.value)

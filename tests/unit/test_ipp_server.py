@@ -315,11 +315,24 @@ async def test_printer_attributes_and_cups_operations(node):
     assert r.group(Tag.PRINTER).value("printer-name") == "demo"
 
 
-async def test_a_second_node_on_the_same_state_dir_is_refused(node):
+async def test_a_second_node_on_the_same_state_dir_is_refused(node, nursery):
     from spoolproxy.app import StateDirBusy
     with pytest.raises(StateDirBusy):
-        async with trio.open_nursery() as n:
-            await n.start(run_node, node.settings)
+        await nursery.start(run_node, node.settings)
+
+
+def test_serve_reports_a_busy_port_as_a_start_error(tmp_path):
+    from spoolproxy.app import ListenError, serve
+    import socket as _socket
+    with _socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        s = config.from_mapping({"node": {"state_dir": str(tmp_path / "st")},
+                                 "ipp": {"listen": "127.0.0.1", "port": port},
+                                 "queues": {"q": {"printer": f"folder:{tmp_path / 'o'}"}}})
+        with pytest.raises(ListenError, match=f"127.0.0.1:{port}"):
+            serve(s)
 
 
 # ---- malformed input: the server answers or closes, and keeps serving others ----
