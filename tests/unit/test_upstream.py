@@ -211,11 +211,6 @@ class FakeIpp:
 # --------------------------------------------------------------------------- helpers
 
 @pytest.fixture
-
-def digests(docs):
-    import hashlib
-    return [(len(d), hashlib.sha256(d).hexdigest()[:16]) for d in docs]
-
 def state(tmp_path):
     return tmp_path / "state"
 
@@ -927,3 +922,8 @@ async def test_one_queue_down_does_not_block_another(nursery, store, state):
         await wait_until(lambda: final(live) and final(files))
         assert not final(dead)
     assert live.state == files.state == JobState.COMPLETED
+
+
+def digests(docs):
+    import hashlib
+    return [(len(d), hashlib.sha256(d).hexdigest()[:16]) for d in docs]
