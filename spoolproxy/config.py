@@ -78,7 +78,7 @@ class IppSettings(_Section):
     idle_timeout: float = Field(60.0, gt=0, description="seconds a connection may stay silent")
     # schemes Print-URI/Send-URI may fetch a document-uri from. Off by default: any client
     # could make the node fetch internal addresses (its own admin API) and print the result
-    document_uri_schemes: tuple[Literal["http", "https"], ...] = ()
+    document_uri_schemes: tuple[Literal["ftp", "http", "https"], ...] = ()
 
     @field_validator("listen")
     @classmethod

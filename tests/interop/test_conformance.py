@@ -50,7 +50,7 @@ def conformance_env(tmp_path_factory, ipptool_docs):
                                                     "retry_initial": 0.2, "retry_max": 1.0}},
                           # Print-URI/Send-URI are off by default (a client could make the proxy
                           # fetch internal URLs); ippeveprinter offers them, so compare with them on
-                          settings={"ipp": {"document_uri_schemes": ["http", "https"]}})
+                          settings={"ipp": {"document_uri_schemes": ["ftp", "http", "https"]}})
         started.append(node)
         node.start()
         # samples for every raster resolution/type either side advertises

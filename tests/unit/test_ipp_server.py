@@ -480,7 +480,7 @@ async def test_print_uri_and_send_uri_fetch_the_document(node, nursery):
     assert [p.read_bytes() for p in sorted(node.out.iterdir())] == [PDF, PDF]
     p = (await ipp(port, request(Op.GET_PRINTER_ATTRIBUTES, port))).group(Tag.PRINTER)
     assert {Op.PRINT_URI, Op.SEND_URI} <= set(p.get("operations-supported").values)
-    assert set(p.get("reference-uri-schemes-supported").values) == {"http", "https"}
+    assert set(p.get("reference-uri-schemes-supported").values) == {"http", "https"}  # as configured
 
 
 @pytest.mark.parametrize("uri, status", [
