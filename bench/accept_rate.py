@@ -8,8 +8,10 @@ It starts its own peers in a temporary directory and removes them afterwards:
 
 * an AppSocket sink (bench/_sink.py, its own process) that reads and discards every job;
 * a private cupsd (own configuration, spool, cache, state and logs; 127.0.0.1 only; no
-  authentication; ``SyncOnClose Yes`` so it fsyncs the job files it writes,
-  ``DirtyCleanInterval`` 30 (its default; ``--cupsd-dirty-clean-interval``);
+  authentication; ``SyncOnClose Yes`` so it fsyncs the job files it writes, and
+  ``DirtyCleanInterval 0`` so it writes them when it answers rather than up to 30 s
+  later: durability on, as the target asks (``--cupsd-dirty-clean-interval 30`` is
+  cupsd's lazier default, which answers before anything reaches the disk);
   ``PreserveJobHistory No`` and ``MaxJobs 0`` so it neither refuses a backlog nor slows
   down with history) with a raw queue ``rawq`` (no PPD, no filters) to the sink;
 * a spoolproxy node (``fsync = true``) with one direct queue to the same sink, and
@@ -767,10 +769,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", default="cupsd,proxy,proxy-nofsync",
                    help="comma-separated subset of cupsd,proxy,proxy-nofsync to measure (default: all; "
                         "the ratio needs cupsd and proxy)")
-    p.add_argument("--cupsd-dirty-clean-interval", type=int, default=30, metavar="S",
+    p.add_argument("--cupsd-dirty-clean-interval", type=int, default=0, metavar="S",
                    help="cupsd's DirtyCleanInterval: how long after answering it writes (and, with "
-                        "SyncOnClose, fsyncs) a job's control file; default 30, cupsd's own default; "
-                        "0 = as soon as possible (the closest cupsd gets to the proxy's durability)")
+                        "SyncOnClose, fsyncs) a job's control file; default 0 = at once (durability on, "
+                        "the closest cupsd gets to the proxy's); 30 is cupsd's own, lazier default")
     p.add_argument("--document", type=Path, help="print this PDF instead of the generated one")
     p.add_argument("--proxy-cprofile", type=Path, metavar="FILE",
                    help="run the fsync=true node under cProfile and write its stats here (python -m pstats "
