@@ -24,7 +24,7 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterable, BinaryIO, Iterable
+from typing import AsyncIterable, BinaryIO, Iterable, Iterator
 
 import trio
 from sortedcontainers import SortedDict
@@ -138,6 +138,9 @@ class JobStore:
         self._active: SortedDict = SortedDict()  # id -> Job, non-final when last indexed
         self._by_queue: dict[str, SortedDict] = {}
         self._active_by_queue: dict[str, SortedDict] = {}
+        # pending and closed when last saved: what a queue's worker picks from, so that
+        # picking the next job costs the same with 10 or 10,000 jobs waiting
+        self._ready_by_queue: dict[str, SortedDict] = {}
         self._indexed: dict[int, tuple[str, bool]] = {}  # id -> (queue, active) as indexed
         self._persisted: set[int] = set()  # ids with a committed record
         self._claimed: set[int] = set()  # ids save() was called for (committed or in flight)
@@ -176,28 +179,32 @@ class JobStore:
         self._claimed.discard(job.id)
 
     def _index(self, job: Job) -> None:
-        want = (job.queue, not job.is_final)
+        want = (job.queue, not job.is_final, job.state == JobState.PENDING and job.closed)
         have = self._indexed.get(job.id)
         if have == want:
             return
         if have is not None:
             self._unindex(job.id)
-        queue, active = want
+        queue, active, ready = want
         _queue_dict(self._by_queue, queue)[job.id] = job
         if active:
             self._active[job.id] = job
             _queue_dict(self._active_by_queue, queue)[job.id] = job
+        if ready:
+            _queue_dict(self._ready_by_queue, queue)[job.id] = job
         self._indexed[job.id] = want
 
     def _unindex(self, job_id: int) -> None:
         have = self._indexed.pop(job_id, None)
         if have is None:
             return
-        queue, active = have
+        queue, active, ready = have
         self._by_queue[queue].pop(job_id, None)
         if active:
             self._active.pop(job_id, None)
             self._active_by_queue[queue].pop(job_id, None)
+        if ready:
+            self._ready_by_queue[queue].pop(job_id, None)
 
     # ---- reads (inline) --------------------------------------------------------
 
@@ -233,9 +240,16 @@ class JobStore:
 
     def deliverable(self, queue: str) -> list[Job]:
         """Saved jobs of queue that are pending and closed, id order."""
+        return list(self.iter_deliverable(queue))
+
+    def iter_deliverable(self, queue: str) -> Iterator[Job]:
+        """deliverable(), lazily: a worker that wants the first one reads one. The
+        index is as of each job's last save; the state is checked again here. Do not
+        save jobs while iterating (it changes the index)."""
         persisted = self._persisted
-        return [j for j in self._active_by_queue.get(queue, {}).values()
-                if j.state == JobState.PENDING and j.closed and j.id in persisted]
+        for j in self._ready_by_queue.get(queue, {}).values():
+            if j.state == JobState.PENDING and j.closed and j.id in persisted:
+                yield j
 
     # ---- change notification ---------------------------------------------------
 

@@ -88,6 +88,9 @@ class Lane:
         self.cancels: dict[int, Job] = {}  # canceled jobs whose upstream side is still to cancel
         self.cancel_done: dict[int, trio.Event] = {}
         self.resume: list[Job] = []  # jobs a previous run left in flight
+        # jobs put back to pending part-way through a delivery (printer went down): they
+        # go before anything new; kept here so picking a job never scans the queue
+        self.interrupted: dict[int, Job] = {}
 
     # -- status --
 
@@ -153,6 +156,8 @@ class Lane:
         except TypeError:  # a store without keyword support
             active = self.store.jobs(self.name)
         self.resume = [j for j in active if j.state in IN_FLIGHT and j.closed]
+        self.interrupted = {j.id: j for j in active if j.state == JobState.PENDING
+                            and j.delivery.phase in UPSTREAM_CANCEL_PHASES}
         try:
             finished = self.store.jobs(self.name, which="completed")
         except (TypeError, ValueError):
@@ -170,15 +175,14 @@ class Lane:
             if job.state in IN_FLIGHT and job.id not in self.cancels:
                 return job
             self.resume.pop(0)
-        first = None
-        for job in self.store.deliverable(self.name):
-            if job.state != JobState.PENDING or not job.closed or job.id in self.cancels:
-                continue
-            if job.delivery.phase in UPSTREAM_CANCEL_PHASES:
+        for job_id, job in sorted(self.interrupted.items()):
+            if job.state == JobState.PENDING and job.closed and job.id not in self.cancels:
                 return job  # a delivery in progress before anything new
-            if first is None:
-                first = job
-        return first
+            del self.interrupted[job_id]
+        for job in self.store.iter_deliverable(self.name):
+            if job.id not in self.cancels:
+                return job
+        return None
 
     async def worker(self) -> None:
         self._load_startup_work()
@@ -287,6 +291,8 @@ class Lane:
         job.state_message = f"{self.status.message}; trying again in {delay:.0f} s"
         job.delivery.last_error = str(error)
         job.delivery.next_attempt = time.time() + delay
+        if job.delivery.phase in UPSTREAM_CANCEL_PHASES:
+            self.interrupted[job.id] = job
         await self.store.save(job)
         # one INFO line when a job first meets a dead printer; the retries are debug noise
         level = logging.INFO if job.delivery.attempts <= 1 else logging.DEBUG

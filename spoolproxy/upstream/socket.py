@@ -69,7 +69,8 @@ class SocketBackend(Backend):
             if not clean:
                 warnings.append(doc.number)
             prog["docs_done"] = doc.number
-            await ctx.save(job)
+            if doc is not job.documents[-1]:  # after the last one the worker saves the outcome
+                await ctx.save(job)
         if warnings:
             return Outcome(JobState.COMPLETED, ["job-completed-with-warnings"],
                            f"the printer did not close the connection after document(s) "
