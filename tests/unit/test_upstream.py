@@ -927,3 +927,33 @@ async def test_one_queue_down_does_not_block_another(nursery, store, state):
 def digests(docs):
     import hashlib
     return [(len(d), hashlib.sha256(d).hexdigest()[:16]) for d in docs]
+
+
+async def test_an_interrupted_delivery_goes_before_older_ready_jobs(store, state):
+    """A job put back to pending part-way through (printer went down) is taken before
+    anything else, even an older job released meanwhile, after a restart too."""
+    from spoolproxy.upstream.service import Lane, make_backend
+
+    settings = make_settings(state, {"q": "socket://127.0.0.1:9"})
+
+    async def job(phase: str, state_: JobState) -> Job:
+        j = store.new_job(queue="q", user="u")
+        j.closed, j.state, j.delivery.phase = True, int(state_), phase
+        await store.save(j)
+        return j
+
+    held_then_released = await job("none", JobState.PENDING_HELD)
+    interrupted = await job("sending", JobState.PENDING)
+    newer = await job("none", JobState.PENDING)
+    held_then_released.state = int(JobState.PENDING)
+    await store.save(held_then_released)
+
+    lane = Lane("q", settings.queues["q"], store, make_backend(settings, "q"))
+    lane._load_startup_work()  # as after a restart: found by its phase
+    assert lane._next_job() is interrupted
+    interrupted.state, interrupted.delivery.phase = int(JobState.COMPLETED), "done"
+    await store.save(interrupted)
+    assert lane._next_job() is held_then_released  # then plain id order
+    held_then_released.state = int(JobState.COMPLETED)
+    await store.save(held_then_released)
+    assert lane._next_job() is newer
