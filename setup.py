@@ -2,7 +2,8 @@
 
 Every ext/NAME.pyx becomes the module spoolproxy._ext.NAME, and ext/NAME.pyi is
 installed beside it. SPOOLPROXY_NO_EXTENSIONS=1 at build time builds none (the
-package then runs on its pure-Python twins).
+package then runs on its pure-Python twins). SPOOLPROXY_EXT_ONLY=a,b builds only
+ext/a.pyx and ext/b.pyx (for working on one module while another is half-written).
 """
 import os
 import shutil
@@ -38,6 +39,9 @@ def _extensions():
     from Cython.Build import cythonize
 
     pyx = sorted(Path(EXT_DIR).glob("*.pyx"))  # relative: setuptools wants relative sources
+    only = {n.strip() for n in os.environ.get("SPOOLPROXY_EXT_ONLY", "").split(",") if n.strip()}
+    if only:
+        pyx = [p for p in pyx if p.stem in only]
     modules = [Extension(f"spoolproxy._ext.{p.stem}", [str(p)], extra_compile_args=["-O2"]) for p in pyx]
     return cythonize(
         modules,
