@@ -81,13 +81,14 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
     from .ipp.operations import PrinterService
     from .ipp.server import IppServer
     from .spool import JobStore
+    from .spool.analysis import Analyzer
     from .upstream import Upstream
 
     state_dir = settings.node.state_dir
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.time()
     with _node_lock(state_dir), Database(state_dir / "db", sync=settings.node.fsync) as db:
-        store = JobStore(db, state_dir / "spool", fsync=settings.node.fsync)
+        store = JobStore(db, state_dir / "spool", fsync=settings.node.fsync, analysis=True)
         recovered = store.recover()
         if recovered:
             log.info("recovered %d unfinished job(s) from %s", len(recovered), state_dir)
@@ -98,6 +99,7 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
             await nursery.start(db.run)
             await nursery.start(service.run)
             await nursery.start(upstream.run)
+            await nursery.start(Analyzer(store, settings.queues, workers=os.cpu_count() or 2).run)
             nursery.start_soon(store.run_purger, settings.node.job_history)
             try:
                 listeners = await nursery.start(server.serve)

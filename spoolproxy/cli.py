@@ -110,6 +110,10 @@ def _job_size(job: Any) -> int:
 
 
 def _job_pages(job: Any) -> int | None:
+    from .spool.analysis import job_totals
+    totals = job_totals(job) if getattr(job, "analyzed", False) else None
+    if totals is not None:
+        return totals["impressions"]
     for key in ("pages", "impressions", "job_impressions", "job-impressions"):
         v = job.extra.get(key) if isinstance(job.extra, dict) else None
         if isinstance(v, int) and not isinstance(v, bool):
@@ -591,6 +595,15 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
     for doc in job.documents:
         print(f"  {doc.number:>3}  {doc.name or '-'}  {doc.format}  {_fmt_size(doc.size)}"
               f"  spool file {doc.path}")
+        a = doc.analysis
+        if a and "error" in a:
+            print(f"       not counted: {a['kind']}: {a['error']}")
+        elif a:
+            print(f"       {a['format']}{' (claimed ' + a['claimed'] + ')' if a.get('mismatch') else ''}:"
+                  f" {a['pages']} page(s), {a['impressions']} impression(s), {a['color_impressions']} in colour,"
+                  f" {a['sheets']} sheet(s)" + (f", {a['undecided']} undecided" if a.get("undecided") else ""))
+    if isinstance(job.extra, dict) and job.extra.get("uncounted"):
+        print(f"  printed uncounted: {job.extra['uncounted']}")
     print("delivery")
     for k, v in delivery:
         print(f"  {k:<17} {v}")

@@ -106,6 +106,12 @@ class QueueSettings(_Section):
     retry_initial: float = Field(1.0, gt=0)
     retry_max: float = Field(60.0, gt=0)
     timeout: float = Field(30.0, gt=0, description="seconds before an unanswering printer counts as down")
+    # document analysis (pages, colour): what to do with a document the engine cannot count,
+    # and whether Ghostscript may render pages whose colour the scan cannot decide
+    uncountable: Literal["print", "hold", "cancel"] = Field(
+        "print", description="print it flagged as uncounted, hold it for an administrator, or cancel it")
+    ghostscript: bool = Field(True, description="render undecided pages with Ghostscript (sandboxed)")
+    analysis_timeout: float = Field(120.0, gt=0, description="seconds one Ghostscript run may take")
 
     @field_validator("printer")
     @classmethod

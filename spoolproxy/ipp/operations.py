@@ -19,6 +19,7 @@ import trio
 
 from ..config import Settings
 from ..spool.errors import SpoolError
+from ..spool.analysis import job_totals
 from ..spool.job import Document, Job
 from . import codec, printer as printer_mod
 from .model import JobState, Op, PrinterState, Status, Tag
@@ -39,6 +40,8 @@ JOB_DESCRIPTION_READONLY = frozenset({
     "job-impressions-completed", "job-media-sheets-completed", "job-printer-up-time",
 })
 DEFAULT_JOB_ATTRS = ("job-id", "job-uri")
+# requested-attributes that ask for the counts (the template must be decoded for copies)
+_COUNTED_WANTED = frozenset({"job-impressions", "job-media-sheets", "job-description", "all"})
 JOB_ATTRS_AFTER_CREATE = ("job-id", "job-uri", "job-state", "job-state-reasons", "job-state-message")
 STATE_KEYWORDS = {"pending": (JobState.PENDING,), "pending-held": (JobState.PENDING_HELD,),
                   "processing": (JobState.PROCESSING,), "processing-stopped": (JobState.PROCESSING_STOPPED,),
@@ -271,6 +274,7 @@ class PrinterService:
             out.append(a("document-format-supplied", Tag.MIME_TYPE, job.documents[-1].format))
             if job.documents[-1].name:
                 out.append(a("document-name-supplied", Tag.NAME, job.documents[-1].name))
+        out += self._counted(job, wanted)
         have = {x.name for x in out}
         if wanted is not None and not (set(wanted) - have - JOB_DESCRIPTION_READONLY - {"job-description"}):
             return out
@@ -280,6 +284,26 @@ class PrinterService:
                 have.add(attr.name)
         if "job-hold-until" not in have and job.state == JobState.PENDING_HELD:
             out.append(a("job-hold-until", Tag.KEYWORD, "indefinite"))
+        return out
+
+    def _counted(self, job: Job, wanted: list[str] | None) -> list[Attribute]:
+        """What the document engine found, once it has: the detected format, and the
+        job's impressions and sheets (the document's own copies and IPP copies included),
+        which override any estimate the client sent."""
+        a = Attribute.of
+        out = []
+        analyses = [d.analysis for d in job.documents if d.analysis and "error" not in d.analysis]
+        if analyses:
+            out.append(a("document-format-detected", Tag.MIME_TYPE, analyses[-1]["format"]))
+        totals = job_totals(job) if job.analyzed else None
+        if totals is None or (wanted is not None and not _COUNTED_WANTED & set(wanted)):
+            return out
+        copies = 1
+        for attr in _job_template(job):
+            if attr.name == "copies" and attr.values and isinstance(attr.values[0], int):
+                copies = max(1, attr.values[0])
+        out.append(a("job-impressions", Tag.INTEGER, min(totals["impressions"] * copies, 2**31 - 1)))
+        out.append(a("job-media-sheets", Tag.INTEGER, min(totals["sheets"] * copies, 2**31 - 1)))
         return out
 
     def _job(self, queue: str, job_id: int | None, req: Message) -> Job:

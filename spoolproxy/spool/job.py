@@ -23,6 +23,8 @@ class Document:
     format: str  # document-format as claimed (or detected) - MIME type
     size: int  # bytes stored (after decompression)
     name: str = ""  # document-name
+    # what the document engine found (spool.analysis.summary), None until analysed
+    analysis: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class Job:
     attributes: bytes = b""
     documents: list[Document] = field(default_factory=list)
     closed: bool = False  # no more documents will come (Print-Job, last-document, Close-Job)
+    analyzed: bool = False  # every document has been through the document engine
     delivery: Delivery = field(default_factory=Delivery)
     impressions_completed: int = 0
     k_octets: int = 0

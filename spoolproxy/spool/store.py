@@ -128,8 +128,12 @@ def _unlink_quiet(path: Path) -> None:
 
 
 class JobStore:
-    def __init__(self, db: Database, spool_dir: Path | str, *, fsync: bool = True):
+    def __init__(self, db: Database, spool_dir: Path | str, *, fsync: bool = True,
+                 analysis: bool = False):
         self.db = db
+        # analysis=True: a job is deliverable only once the document engine has seen it
+        # (spool.analysis.Analyzer sets job.analyzed); the node runs that way
+        self.analysis = analysis
         self.spool_dir = Path(spool_dir).absolute()
         self.fsync = fsync
         self._dir_sync = _GroupFsync(self.spool_dir)
@@ -141,7 +145,8 @@ class JobStore:
         # pending and closed when last saved: what a queue's worker picks from, so that
         # picking the next job costs the same with 10 or 10,000 jobs waiting
         self._ready_by_queue: dict[str, SortedDict] = {}
-        self._indexed: dict[int, tuple[str, bool]] = {}  # id -> (queue, active) as indexed
+        self._unanalyzed: SortedDict = SortedDict()  # id -> Job, closed, not final, not analysed
+        self._indexed: dict[int, tuple[str, bool, bool, bool]] = {}  # id -> (queue, active, ready, unanalyzed)
         self._persisted: set[int] = set()  # ids with a committed record
         self._claimed: set[int] = set()  # ids save() was called for (committed or in flight)
         self._spooling: set[str] = set()  # spool files being written right now
@@ -179,27 +184,33 @@ class JobStore:
         self._claimed.discard(job.id)
 
     def _index(self, job: Job) -> None:
-        want = (job.queue, not job.is_final, job.state == JobState.PENDING and job.closed)
+        analyzed = job.analyzed or not self.analysis
+        want = (job.queue, not job.is_final, job.state == JobState.PENDING and job.closed and analyzed,
+                job.closed and not analyzed and not job.is_final)
         have = self._indexed.get(job.id)
         if have == want:
             return
         if have is not None:
             self._unindex(job.id)
-        queue, active, ready = want
+        queue, active, ready, unanalyzed = want
         _queue_dict(self._by_queue, queue)[job.id] = job
         if active:
             self._active[job.id] = job
             _queue_dict(self._active_by_queue, queue)[job.id] = job
         if ready:
             _queue_dict(self._ready_by_queue, queue)[job.id] = job
+        if unanalyzed:
+            self._unanalyzed[job.id] = job
         self._indexed[job.id] = want
 
     def _unindex(self, job_id: int) -> None:
         have = self._indexed.pop(job_id, None)
         if have is None:
             return
-        queue, active, ready = have
+        queue, active, ready, unanalyzed = have
         self._by_queue[queue].pop(job_id, None)
+        if unanalyzed:
+            self._unanalyzed.pop(job_id, None)
         if active:
             self._active.pop(job_id, None)
             self._active_by_queue[queue].pop(job_id, None)
@@ -248,7 +259,15 @@ class JobStore:
         save jobs while iterating (it changes the index)."""
         persisted = self._persisted
         for j in self._ready_by_queue.get(queue, {}).values():
-            if j.state == JobState.PENDING and j.closed and j.id in persisted:
+            if j.state == JobState.PENDING and j.closed and j.id in persisted and (j.analyzed or not self.analysis):
+                yield j
+
+    def iter_unanalyzed(self) -> Iterator[Job]:
+        """Saved, closed, non-final jobs the document engine has not seen, id order
+        (as of each job's last save; checked again here)."""
+        persisted = self._persisted
+        for j in self._unanalyzed.values():
+            if j.closed and not j.analyzed and not j.is_final and j.id in persisted:
                 yield j
 
     # ---- change notification ---------------------------------------------------

@@ -1,0 +1,157 @@
+"""The analysis stage of the job path: every closed job's documents go through the
+document engine (spoolproxy.pdl) before the job can be delivered or released.
+
+It runs the engine in worker threads (the scanners release the GIL), a few
+documents at a time, and stores a compact summary on each document record:
+totals plus the pages grouped by kind (colour, sides, media, copies), which is
+what the cost model needs and stays small however the pages alternate. A
+document the engine cannot count is handled as its queue's ``uncountable``
+setting says: printed and flagged, held for an administrator, or cancelled; it is
+never silently free or silently lost (DESIGN.md, Conventions).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Mapping
+
+import trio
+
+from .. import pdl
+from ..ipp.model import JobState
+from .job import Job
+from .store import JobStore
+
+log = logging.getLogger("spoolproxy.analysis")
+
+__all__ = ["Analyzer", "summary", "job_totals", "MAX_KINDS"]
+
+MAX_KINDS = 64  # distinct page kinds kept per document; the rest are merged without media
+HELD_REASON = "job-held-for-review"
+
+
+def summary(a: pdl.Analysis) -> dict[str, Any]:
+    """A msgpack-able digest of an Analysis for the job record."""
+    kinds: dict[tuple, int] = {}
+    for r in a.runs:
+        key = (r.color, r.sides, r.media, r.copies)
+        kinds[key] = kinds.get(key, 0) + r.count
+    if len(kinds) > MAX_KINDS:
+        merged: dict[tuple, int] = {}
+        for (color, sides, _media, copies), n in kinds.items():
+            merged[(color, sides, None, copies)] = merged.get((color, sides, None, copies), 0) + n
+        kinds = merged
+    return {
+        "format": a.format,
+        "claimed": a.claimed,
+        "mismatch": a.format_mismatch,
+        "pages": a.pages,
+        "impressions": a.impressions,
+        "color_impressions": a.color_impressions,
+        "sheets": a.sheets,
+        "undecided": a.undecided_pages,
+        "kinds": [[n, color, sides, list(media) if media else None, copies]
+                  for (color, sides, media, copies), n in kinds.items()],
+        "warnings": list(a.warnings[:10]),
+    }
+
+
+def job_totals(job: Job) -> dict[str, int] | None:
+    """pages, impressions, color_impressions and sheets of the whole job (document
+    copies included, IPP copies not), or None while any document is not counted."""
+    totals = {"pages": 0, "impressions": 0, "color_impressions": 0, "sheets": 0}
+    for doc in job.documents:
+        a = doc.analysis
+        if not a or "error" in a:
+            return None
+        for k in totals:
+            totals[k] += int(a.get(k, 0))
+    return totals
+
+
+def _failure(e: BaseException) -> dict[str, Any]:
+    return {"error": str(e) or type(e).__name__, "kind": type(e).__name__}
+
+
+class Analyzer:
+    """Runs the document engine over jobs as they close (and, at start, over the
+    ones a previous run did not finish)."""
+
+    def __init__(self, store: JobStore, queues: Mapping[str, Any], *, workers: int = 2):
+        self.store = store
+        self.queues = queues
+        self.workers = workers
+        self._in_flight: set[int] = set()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        limiter = trio.CapacityLimiter(self.workers)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                for job in list(self.store.iter_unanalyzed()):
+                    if job.id not in self._in_flight:
+                        self._in_flight.add(job.id)
+                        nursery.start_soon(self._job, job, limiter)
+                await self.store.wait_changed()
+
+    async def _job(self, job: Job, limiter: trio.CapacityLimiter) -> None:
+        try:
+            await self.analyze_job(job, limiter)
+        finally:
+            self._in_flight.discard(job.id)
+
+    async def analyze_job(self, job: Job, limiter: trio.CapacityLimiter | None = None) -> None:
+        q = self.queues.get(job.queue)
+        ghostscript = getattr(q, "ghostscript", True)
+        timeout = getattr(q, "analysis_timeout", pdl.engine.GS_TIMEOUT)
+        for doc in job.documents:
+            if doc.analysis is not None:
+                continue
+            path = self.store.path(doc)
+            run = functools.partial(_analyze, path, doc.format, ghostscript, timeout)
+            t0 = time.perf_counter()
+            doc.analysis = await trio.to_thread.run_sync(run, limiter=limiter)
+            a = doc.analysis
+            if "error" in a:
+                log.warning("job %d document %d: cannot count it (%s: %s)", job.id, doc.number,
+                            a["kind"], a["error"])
+            else:
+                log.info("job %d document %d: %s, %d page(s), %d colour impression(s)%s in %.1f ms",
+                         job.id, doc.number, a["format"], a["pages"], a["color_impressions"],
+                         f" (claimed {a['claimed']})" if a["mismatch"] else "",
+                         (time.perf_counter() - t0) * 1000)
+        if self.store.get(job.id) is not job:  # deleted (purged) meanwhile
+            return
+        job.analyzed = True
+        failed = [d for d in job.documents if "error" in (d.analysis or {})]
+        if failed and not job.is_final:
+            self._uncountable(job, failed, getattr(q, "uncountable", "print"))
+        await self.store.save(job)
+
+    @staticmethod
+    def _uncountable(job: Job, failed, mode: str) -> None:
+        why = "; ".join(f"document {d.number}: {d.analysis['error']}" for d in failed)
+        if mode == "cancel":
+            job.state = JobState.ABORTED
+            job.state_reasons = ["document-unprintable-error"]
+            job.state_message = f"The pages could not be counted ({why}); the job was cancelled."
+            job.completed = time.time()
+        elif mode == "hold":
+            job.state = JobState.PENDING_HELD
+            job.state_reasons = [HELD_REASON]
+            job.state_message = f"The pages could not be counted ({why}); held for an administrator."
+        else:
+            job.extra["uncounted"] = why  # printed, and flagged for the administrator
+
+
+def _analyze(path, claimed: str, ghostscript: bool, timeout: float) -> dict[str, Any]:
+    """In a worker thread: the summary, or a failure record. A bug in a scanner
+    must not take the node down on a hostile document: it is recorded and logged."""
+    try:
+        return summary(pdl.analyze(path, claimed=claimed, ghostscript=ghostscript, gs_timeout=timeout))
+    except (pdl.PdlError, OSError) as e:
+        return _failure(e)
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        log.exception("the document engine failed on %s", path)
+        return _failure(e)
