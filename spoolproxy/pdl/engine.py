@@ -30,7 +30,7 @@ from .. import _twins
 from . import pjl
 from .model import (
     ONE_SIDED, TWO_SIDED_LONG, TWO_SIDED_SHORT, Analysis, ConversionError, DamagedDocument,
-    PageRun, RunBuilder, UnsupportedFormat,
+    PageRun, PdlError, RunBuilder, UnsupportedFormat,
 )
 
 __all__ = ["analyze", "convert_grayscale", "convert_duplex", "GS_TIMEOUT"]
@@ -93,8 +93,9 @@ def _window(f: BinaryIO, pos: int) -> bytes:
     return f.read(_WINDOW)
 
 
-def _walk(f: BinaryIO, size: int) -> Iterator[tuple[_Section, tuple[PageRun, ...], int]]:
-    """Each section of the document, scanned: (section, its runs, where it ends).
+def _walk(f: BinaryIO, size: int) -> Iterator[tuple[_Section, tuple[PageRun, ...] | None, int]]:
+    """Each section of the document, scanned: (section, its runs, where it ends);
+    runs is None for PostScript that only an interpreter can count.
     A document without PJL is one section with an empty header; bytes after a UEL
     that ends a section are read as PJL again, whatever came before."""
     env = pjl.Env()
@@ -107,7 +108,13 @@ def _walk(f: BinaryIO, size: int) -> Iterator[tuple[_Section, tuple[PageRun, ...
         if fmt is None:  # no ENTER, or a language we do not know: the content says
             fmt = _sniffer().detect(_window(f, header.body))
         section = _Section(fmt, pos, header.body, dataclasses.replace(env))
-        runs, end = _scan_section(f, section)
+        try:
+            runs, end = _scan_section(f, section)
+        except PdlError as e:
+            if type(e).__name__ != "NeedsInterpreter":
+                raise
+            # PostScript without usable DSC: only an interpreter can count it
+            runs, end = None, _uel_end(f, header.body, size)
         if end <= header.body:
             raise DamagedDocument(f"the {fmt} section at byte {header.body} does not end")
         yield section, runs, end
@@ -143,6 +150,10 @@ def analyze(source, claimed: str | None = None, *, ghostscript: bool = True,
         for section, runs, end in _walk(f, size):
             if section.fmt not in formats:
                 formats.append(section.fmt)
+            if runs is None:
+                if not ghostscript:
+                    raise UnsupportedFormat("PostScript without DSC page comments needs Ghostscript to count it")
+                runs = _interpret(f, section, end, size, gs_timeout)
             if ghostscript and section.fmt in (PDF, POSTSCRIPT) and any(r.color is None for r in runs):
                 runs = _decide_colors(f, section, end, size, runs, gs_timeout, warnings)
             qty = section.env.qty
@@ -208,6 +219,34 @@ def _decide_colors(f, section: _Section, end: int, size: int, runs, timeout: flo
             out.add(color, r.sides, r.media, r.copies)
             i += 1
     return out.runs()
+
+
+def _interpret(f, section: _Section, end: int, size: int, timeout: float) -> tuple[PageRun, ...]:
+    """Pages and colours of a section as Ghostscript renders it."""
+    gs = _gs()
+    with _section_file(f, section.body, end, size, ".ps") as path:
+        coverage = gs.inkcov(path, timeout=timeout)
+    out = RunBuilder()
+    for c in coverage:
+        out.add(gs.is_color(c), section.env.sides, section.env.media, section.env.copies)
+    return out.runs()
+
+
+def _uel_end(f: BinaryIO, start: int, size: int) -> int:
+    """Just past the first UEL at or after ``start``, or ``size``."""
+    f.seek(start)
+    pos, tail = start, b""
+    while pos < size:
+        chunk = f.read(_COPY_CHUNK)
+        if not chunk:
+            break
+        buf = tail + chunk
+        i = buf.find(pjl.UEL)
+        if i >= 0:
+            return pos - len(tail) + i + len(pjl.UEL)
+        tail = buf[-(len(pjl.UEL) - 1):]
+        pos += len(chunk)
+    return size
 
 
 def _pdf_colors(gs, path: str, runs, timeout: float) -> list[bool | None]:
