@@ -126,3 +126,23 @@ def ipptool_docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     peers.require("gs")
     peers.require("ipptool")
     return peers.make_ipptool_docs(tmp_path_factory.mktemp("ipptool-docs"))
+
+
+@pytest.fixture(scope="session")
+def pdl_corpus(tmp_path_factory: pytest.TempPathFactory):
+    """The document engine's acceptance corpus (tests/pdlcorpus.py): (directory, entries).
+
+    Built with Ghostscript and qpdf once, into a cache keyed by their versions and
+    pdlcorpus.CORPUS_VERSION, so a second local run reuses it at once
+    (SPOOLPROXY_CORPUS_DIR chooses the directory); with CI set it is built once per run,
+    in this session's temporary directory."""
+    import os
+
+    import pdlcorpus
+
+    for tool in ("gs", "qpdf"):
+        peers.require(tool)
+    directory = None
+    if os.environ.get("CI", "").lower() not in ("", "0", "false") and not os.environ.get("SPOOLPROXY_CORPUS_DIR"):
+        directory = tmp_path_factory.mktemp("pdl-corpus") / "corpus"
+    return pdlcorpus.build(directory)
