@@ -1,0 +1,142 @@
+"""Fuzz target for the PCL 5 scanner and conversions (spoolproxy.pdl.pcl and, when
+built, its compiled twin spoolproxy._ext.pcl).
+
+    python tests/fuzz/fuzz_pdl_pcl.py [libFuzzer options] [corpus dir]
+        runs atheris (coverage-guided) when it is installed;
+    python tests/fuzz/fuzz_pdl_pcl.py N [SEED]
+        runs N iterations of a plain random/mutational loop (no atheris needed),
+        which is also what happens without atheris (N = 10000).
+
+``TestOneInput`` asserts that only PdlError escapes the scanner, that the twins agree,
+and that the conversions of a countable document count the same pages.
+"""
+from __future__ import annotations
+
+import io
+import random
+import sys
+import time
+from pathlib import Path
+
+if __name__ == "__main__":  # runnable from a checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
+atheris = None
+if not _RANDOM_MODE:
+    try:
+        import atheris  # type: ignore[no-redef]
+    except ImportError:
+        atheris = None
+
+if atheris is not None:
+    with atheris.instrument_imports(include=["spoolproxy"]):
+        from spoolproxy.pdl import pcl as pure
+else:
+    from spoolproxy.pdl import pcl as pure
+from spoolproxy.pdl.model import TWO_SIDED_SHORT, PdlError  # noqa: E402
+
+try:
+    from spoolproxy._ext import pcl as compiled
+except ImportError:
+    compiled = None
+
+
+def _outcome(mod, data: bytes):
+    try:
+        return mod.scan(io.BytesIO(data))
+    except PdlError as e:
+        return type(e)
+
+
+def _check(data: bytes) -> bool:
+    """The checks of TestOneInput; True when ``data`` counted."""
+    got = _outcome(pure, data)
+    if compiled is not None:
+        assert _outcome(compiled, data) == got, "the twins disagree"
+    if not isinstance(got, tuple):
+        return False
+    assert got[1] <= len(data)
+    for convert in (pure.to_grayscale, lambda f, o: pure.to_duplex(f, o, TWO_SIDED_SHORT)):
+        out = io.BytesIO()
+        convert(io.BytesIO(data), out)
+        again = _outcome(pure, out.getvalue())
+        assert isinstance(again, tuple) and sum(r.count for r in again[0]) == sum(r.count for r in got[0])
+    return True
+
+
+def TestOneInput(data: bytes) -> None:
+    _check(data)
+
+
+def seed_corpus() -> list[bytes]:
+    e = b"\x1b"
+    return [
+        e + b"E" + e + b"&l26a2x1S" + b"Hello\x0c" + e + b"*r3U" + e + b"*v2S" + b"red\x0c" + e + b"E",
+        e + b"*v6W\x00\x01\x08\x08\x08\x08" + e + b"*v0a0b9c5I" + e + b"*v5S" + e + b"*c0P\x0c"
+        + e + b"*r8S" + e + b"*r1A" + e + b"*b1V\x55" + e + b"*b1v\x33" + b"1W\x0f" + e + b"*rB\x0c",
+        e + b"%0BIN;SP1;PD100,100;LB x PG\x03;DT#;BLab#PE<=a;PG;" + e + b"%0A" + e + b"&p2X\x0c\x1b"
+        + e + b"(s3W\x1bE\x0c" + e + b"&l3A" + e + b"E" + b"\x1b%-12345X@PJL",
+        e + b"*r3U" + e + b"*r12S" + e + b"*r1A" + e + b"*b2M" + e + b"*b3V\x01\xf0\x0f" + e + b"*b2V\xfe\x55"
+        + e + b"*b3m2W\x00\x0f" + e + b"*b1M" + e + b"*b4V\x01\xff\x00\x0f" + e + b"*b0v2W\x00\x01" + e + b"*rB\x0c"
+        + e + b"*v6W\x00\x03\x00\x08\x08\x08" + e + b"*b0M" + e + b"*b6W\x01\x01\x01\x02\x02\x03\x0c"
+        + e + b"*v6W\x00\x01\x04\x08\x08\x08" + e + b"*b2W\x07\x70\x0c",
+    ]
+
+
+_TOKENS = [b"\x1b", b"\x0c", b"\x1bE", b"\x1b&l", b"\x1b*b", b"\x1b*v", b"\x1b*r", b"\x1b%0B", b"\x1b%0A",
+           b"W", b"w", b"V", b"S", b"I", b"U", b"3", b"-3", b"12", b"PG;", b"PD;", b"SP2;", b"LB", b"\x03",
+           b"\x1b%-12345X", b"\x1b*b3M", b"\x1b*b2M", b"\x1b*b1M", b"\x1b*r1A", b"\x1f\xff\x01", b"\x81\x80"]
+
+
+def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
+    buf = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randrange(len(buf) + 1)
+        op = rng.randrange(6)
+        if op == 0 and i < len(buf):
+            buf[i] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            buf[i:i] = rng.choice(_TOKENS)
+        elif op == 2:
+            buf[i:i] = rng.randbytes(rng.randint(1, 8))
+        elif op == 3:
+            del buf[i:i + rng.randint(1, 16)]
+        elif op == 4:
+            other = rng.choice(corpus)
+            buf[i:] = other[rng.randrange(len(other) + 1):]
+        elif op == 5 and buf:
+            j = rng.randrange(len(buf))
+            buf[i:i] = buf[j:j + rng.randint(1, 32)]
+    return bytes(buf)
+
+
+def run_random(iterations: int, seed: int | None = None) -> int:
+    seed = int(time.time()) if seed is None else seed
+    rng = random.Random(seed)
+    corpus = seed_corpus()
+    for n in range(iterations):
+        data = rng.randbytes(rng.randint(0, 64)) if rng.random() < 0.1 else mutate(rng, rng.choice(corpus), corpus)
+        try:
+            counted = _check(data)
+        except BaseException:
+            print(f"failing input (seed {seed}, iteration {n}): {data.hex()}", file=sys.stderr)
+            raise
+        if counted and len(corpus) < 256:
+            corpus.append(data)
+    return iterations
+
+
+def main(argv: list[str]) -> None:
+    if atheris is not None:
+        atheris.Setup(argv, TestOneInput)
+        atheris.Fuzz()
+        return
+    iterations = int(argv[1]) if len(argv) > 1 else 10000
+    seed = int(argv[2]) if len(argv) > 2 else None
+    done = run_random(iterations, seed)
+    print(f"fuzz_pdl_pcl: {done} random/mutational inputs, no failure")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
