@@ -3,16 +3,37 @@
 specification (its docstring has the rules); this one walks the binary tokens in C
 with the GIL released per buffer, and must return and raise exactly as the pure one.
 
-What stays in Python (rare or small): the stream header line, the ASCII binding
-(handed to the pure scanner), and the conversions to_grayscale / to_duplex, which
-are the pure module's functions (they are I/O bound and rewrite few bytes)."""
-from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy, memmove, memset, memcmp
+How it is fast (the scan is meant to run at about 1 GB/s per core):
+* no Python object per token: a value goes into a fixed C slot, and only for the few
+  attribute ids an operator here reads (_KEPT); an array longer than SHORT bytes is
+  copied out of the buffer only when such an id takes it;
+* the token loop tests values, attribute ids and operators in that order with plain
+  branches, takes a value and its attribute id at once, and handles painting operators
+  without a call; it runs without the GIL over each 1 MiB chunk, read with readinto
+  into the scanner's own buffer (no bytes object per chunk);
+* embedded data nobody needs is skipped by offset (a seek past the chunk), and image
+  rows are decoded only while the page's colour is still open;
+* pages become runs in C; a full batch of finished runs (DONECAP) goes to Python at
+  once, and when the keyword defaults are plain values the PageRuns are built directly
+  (one object per distinct run) instead of through a RunBuilder;
+* the header line is read from the same buffer, and scanners (their buffers) are kept
+  for the next call, so a small file costs little more than its bytes.
+
+What stays in Python: the ASCII binding (handed to the pure scanner), and the
+conversions to_grayscale / to_duplex, which are the pure module's functions (they are
+I/O bound and rewrite few bytes)."""
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy, memmove, memset, memcmp, memchr
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.buffer cimport PyBUF_WRITE
 from libc.math cimport rint, fabs
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, int16_t, int32_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, int16_t, int32_t, uint64_t
 
 from spoolproxy.pdl import pclxl as _pure
-from spoolproxy.pdl.model import ONE_SIDED, TWO_SIDED_LONG, TWO_SIDED_SHORT, DamagedDocument, PdlError, RunBuilder
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from spoolproxy.pdl.model import (
+    ONE_SIDED, TWO_SIDED_LONG, TWO_SIDED_SHORT, DamagedDocument, PageRun, PdlError, RunBuilder,
+)
 
 __all__ = ["scan", "to_grayscale", "to_duplex", "MEDIA_SIZES", "NEUTRAL_TOLERANCE", "CHUNK",
            "MAX_GS_DEPTH", "MAX_ROW"]
@@ -28,6 +49,11 @@ MAX_ROW = _pure.MAX_ROW
 cdef enum:
     BUFSIZE = 1 << 20
     SLACK = 8192           # room kept past a chunk for a token cut at its end
+    PAD = 64               # past SLACK: short values are copied 16 bytes at a time
+    SHORT = 16             # values up to this many bytes are copied with a fixed-size copy
+    MAXHDR = 1024          # = pure MAX_HEADER
+    NSLOTS = 24            # attribute ids the scanner reads (see _KEPT), slot 0 unused
+    DONECAP = 256          # finished runs handed to Python at a time
     MAXVAL = 4096          # = pure MAX_VALUE
     MAXGS = 32             # = pure MAX_GS_DEPTH
     MAXROW = 1 << 20       # = pure MAX_ROW
@@ -39,24 +65,54 @@ cdef enum:
     ACT_NEED = 1       # more bytes for the token at pos (or more image data)
     ACT_SKIP = 2       # skip `skip` bytes past the buffer
     ACT_UEL = 3        # done: UEL at pos - 9 .. pos
-    ACT_PAGE = 4       # a page ended: add it, then continue
+    ACT_PAGE = 4       # the batch of finished runs is full: hand it over, then continue
     ACT_ILLEGAL = 5    # illegal tag at pos - 1
     ACT_ESC = 6        # ESC not a UEL at pos - 9
     ACT_HEADER = 7     # a stream header tag at pos - 1
     ACT_BADCOUNT = 8   # bad array length type at pos - 1
 
+# byte classes of the token loop (_CLASS)
+cdef enum:
+    K_ILLEGAL = 0
+    K_WS = 1
+    K_OP = 2
+    K_VAL = 3          # scalar, xy or box: _VBYTES[b] bytes follow
+    K_ARR = 4          # array: an element count follows
+    K_A8 = 5
+    K_A16 = 6
+    K_D32 = 7
+    K_D8 = 8
+    K_ESC = 9
+    K_HDR = 10
+
+# what an operator does (_OPKIND, bits)
+cdef enum:
+    OPK_NONE = 0       # nothing the scanner tracks
+    OPK_BRUSH = 1      # paints with the brush
+    OPK_PEN = 2        # paints with the pen
+    OPK_STATE = 4      # _operator
 cdef enum:
     S_ONE = 0
     S_LONG = 1
     S_SHORT = 2
     S_DEFAULT = 3
 
-ctypedef struct Val:
+ctypedef struct PVal:              # the pending value (before its attribute id)
     int tag
     int64_t count
     int has_raw
     int len
     uint8_t raw[MAXVAL]
+
+ctypedef struct Val:               # an attribute: 64 bytes, the loop writes many of them
+    int64_t count
+    const uint8_t* raw             # small, or the slot's part of St.longraw
+    int32_t tag
+    int32_t has_raw
+    int32_t len
+    int32_t _pad
+    uint8_t small[SHORT]
+    uint8_t _pad2[64 - 32 - SHORT]
 
 ctypedef struct Palette:
     int present
@@ -102,18 +158,32 @@ ctypedef struct Dec:               # one image data block being decoded
     int64_t off
     int64_t out
 
+ctypedef struct RunRec:        # all 8-byte fields: no padding, the bytes are a dict key
+    int64_t count
+    int64_t color
+    int64_t sides
+    int64_t mcode             # -2 default, -3 w/h, >= 0 enumeration (not when canon)
+    double w
+    double h
+    int64_t copies            # 0: default (not when canon)
+
 ctypedef struct St:
     int big
-    # attributes of the operator being collected (present when gen matches)
-    unsigned int gen
-    unsigned int agen[256]
-    Val* attrs            # 256 of them
-    Val value
+    # attributes of the operator being collected (present when gen matches); only the
+    # ids the scanner reads are kept, each in its slot (_SLOT)
+    uint64_t gen
+    uint64_t agen[NSLOTS]
+    Val* attrs            # NSLOTS of them
+    uint8_t* longraw      # NSLOTS * MAXVAL: attribute values longer than SHORT
+    PVal value
     int has_value
+    int vdefer            # the pending value's bytes are still in the buffer at vq
+    Py_ssize_t vq
     int last_op
     # page
     int in_page
     int color
+    int paint             # in_page and what paints colour: OPK_BRUSH | OPK_PEN bits
     int sides
     int media_code        # -2 default, -3 custom (media_w/h), >=0 enumeration
     double media_w
@@ -137,16 +207,20 @@ ctypedef struct St:
     int64_t b_pad
     Dec dec
     int64_t data_left     # embedded data bytes still to feed the decoder
-    int64_t data_got
     int64_t skip
     # the run of alike pages not yet handed to the RunBuilder
-    int64_t run_n
-    int run_color
-    int run_sides
-    int run_mcode
-    double run_w
-    double run_h
-    int64_t run_copies
+    # the run of alike pages not yet finished, and finished runs not yet handed over
+    RunRec run
+    RunRec done[DONECAP]
+    int ndone
+    # canon: the keyword defaults are plain (see _Scanner.set_defaults), so pages are
+    # keyed by their values with the defaults filled in (alike = equal in Python)
+    int canon
+    int def_sides
+    int def_mcode
+    double def_w
+    double def_h
+    int64_t def_copies
 
 
 cdef inline int _ws(uint8_t b) noexcept nogil:
@@ -159,6 +233,63 @@ cdef inline int _is_value_tag(uint8_t b) noexcept nogil:
 
 cdef int _ELEM[6]
 _ELEM[0] = 1; _ELEM[1] = 2; _ELEM[2] = 4; _ELEM[3] = 2; _ELEM[4] = 4; _ELEM[5] = 4
+
+# Byte tables of the token loop, filled once at import.
+cdef uint8_t _CLASS[256]
+cdef uint8_t _VBYTES[256]     # K_VAL: bytes of the value
+cdef uint8_t _VCOUNT[256]     # K_VAL: its element count
+cdef uint8_t _OPKIND[256]
+cdef uint8_t _SLOT[256]       # attribute id -> slot in St.attrs; 0: not read by the scanner
+cdef double _MEDIA_W[22]      # MEDIA_SIZES as C (canon mode)
+cdef double _MEDIA_H[22]
+
+# every attribute id _operator and its helpers read (pure A_* constants)
+_KEPT = (2, 3, 4, 5, 6, 8, 9, 11, 14, 17, 37, 47, 48, 49, 52, 53, 98, 99, 100, 101, 105, 108, 110)
+
+
+cdef void _init_tables():
+    cdef int b, k
+    for b in range(256):
+        _CLASS[b] = K_ILLEGAL
+        _VBYTES[b] = 0
+        _VCOUNT[b] = 0
+        _OPKIND[b] = OPK_NONE
+        _SLOT[b] = 0
+        if _ws(b):
+            _CLASS[b] = K_WS
+        elif 0x41 <= b <= 0xBF:
+            _CLASS[b] = K_OP
+        elif (0xC8 <= b <= 0xCD):
+            _CLASS[b] = K_ARR
+        elif _is_value_tag(b):
+            _CLASS[b] = K_VAL
+            k = 1 if b < 0xD0 else (2 if b < 0xE0 else 4)
+            _VCOUNT[b] = k
+            _VBYTES[b] = k * _ELEM[b & 7]
+    _CLASS[0xF8] = K_A8
+    _CLASS[0xF9] = K_A16
+    _CLASS[0xFA] = K_D32
+    _CLASS[0xFB] = K_D8
+    _CLASS[0x1B] = K_ESC
+    _CLASS[0x27] = K_HDR
+    _CLASS[0x28] = K_HDR
+    _CLASS[0x29] = K_HDR
+    for b in (0x86, 0xA0, 0xA2, 0x98, 0x96, 0x9E):
+        _OPKIND[b] = OPK_BRUSH | OPK_PEN
+    for b in (0xA8, 0xB6, 0xB9):
+        _OPKIND[b] = OPK_BRUSH
+    for b in (0x43, 0x44, 0x6A, 0x63, 0x79, 0x61, 0x60, 0xB0, 0xB3, 0xB1, 0xB4, 0xB2, 0xB5):
+        _OPKIND[b] = OPK_STATE
+    for k in range(len(_KEPT)):
+        _SLOT[<int>_KEPT[k]] = k + 1
+    for k in range(22):
+        _MEDIA_W[k] = _pure.MEDIA_SIZES[k][0]
+        _MEDIA_H[k] = _pure.MEDIA_SIZES[k][1]
+
+
+_init_tables()
+
+
 
 
 cdef inline double _elem(const uint8_t* p, int et, int big, int* is_int, int64_t* iv) noexcept nogil:
@@ -192,8 +323,9 @@ cdef inline double _elem(const uint8_t* p, int et, int big, int* is_int, int64_t
 
 
 cdef inline Val* _attr(St* s, int aid) noexcept nogil:
-    if s.agen[aid] == s.gen:
-        return &s.attrs[aid]
+    cdef int slot = _SLOT[aid]
+    if s.agen[slot] == s.gen:
+        return &s.attrs[slot]
     return NULL
 
 
@@ -362,6 +494,29 @@ cdef void _begin_image(St* s, int pattern) noexcept nogil:
         im.decode = 0
 
 
+cdef int _rgb8_color(const uint8_t* row, int64_t w) noexcept nogil:
+    """Whether 8-bit RGB pixels leave the neutral axis: |x - y| > TOL is one unsigned
+    compare, x - y + TOL > 2 TOL, and pixels go in blocks without a branch each."""
+    cdef int64_t i = 0, j, m
+    cdef unsigned int acc
+    cdef int a, b, c
+    while i < w:
+        m = w - i
+        if m > 32:
+            m = 32
+        acc = 0
+        for j in range(i, i + m):
+            a = row[3 * j]
+            b = row[3 * j + 1]
+            c = row[3 * j + 2]
+            acc |= ((<unsigned int>(a - b + TOL) > 2 * TOL) | (<unsigned int>(b - c + TOL) > 2 * TOL)
+                    | (<unsigned int>(a - c + TOL) > 2 * TOL))
+        if acc:
+            return 1
+        i += 32
+    return 0
+
+
 cdef int _row_color(Image* im, const uint8_t* row) noexcept nogil:
     cdef int64_t i, w = im.width
     cdef int d = im.depth, per, mask, a, b, c, v
@@ -380,11 +535,7 @@ cdef int _row_color(Image* im, const uint8_t* row) noexcept nogil:
                 return 1
         return 0
     if d == 8:
-        for i in range(0, 3 * w, 3):
-            a = row[i]; b = row[i + 1]; c = row[i + 2]
-            if (a - b > TOL or b - a > TOL or b - c > TOL or c - b > TOL or a - c > TOL or c - a > TOL):
-                return 1
-        return 0
+        return _rgb8_color(row, w)
     per = 8 // d
     mask = (1 << d) - 1
     for i in range(0, 3 * w, 3):
@@ -486,8 +637,10 @@ cdef void _delta_end(St* s) noexcept nogil:
 
 cdef void _feed(St* s, const uint8_t* p, int64_t n) noexcept nogil:
     cdef Dec* d = &s.dec
-    cdef int64_t i = 0, take
+    cdef Image* im = &s.im
+    cdef int64_t i = 0, take, j
     cdef uint8_t b, c
+    cdef uint8_t* row
     if d.done:
         return
     if d.mode == 0:
@@ -510,8 +663,23 @@ cdef void _feed(St* s, const uint8_t* p, int64_t n) noexcept nogil:
                 i += 1
                 if c < 128:
                     d.lit = c + 1
+                    # a literal inside the row (not reaching its end): copied here
+                    if i + d.lit <= n and d.rpos + d.lit < d.rin and d.rpos + d.lit <= im.dpr:
+                        memcpy(im.row + d.rpos, p + i, d.lit)
+                        d.rpos += d.lit
+                        i += d.lit
+                        d.lit = 0
                 elif c > 128:
                     d.rep = 257 - c
+                    # a repeat inside the row: written here (RGB drivers repeat 3 bytes a lot)
+                    if i < n and d.rpos + d.rep < d.rin and d.rpos + d.rep <= im.dpr:
+                        b = p[i]
+                        i += 1
+                        row = im.row + d.rpos
+                        for j in range(d.rep):
+                            row[j] = b
+                        d.rpos += d.rep
+                        d.rep = 0
         return
     while i < n and not d.done:
         b = p[i]
@@ -678,7 +846,8 @@ cdef void _gs_reset(GState* g) noexcept nogil:
 
 
 cdef int _operator(St* s, int op) noexcept nogil:
-    """Returns 1 when a page ended (ACT_PAGE)."""
+    """The operators of kind OPK_STATE (painting ones are done in _end_op); returns 1
+    when a page ended."""
     cdef int64_t cs
     cdef int code
     cdef double w = 0, h = 0
@@ -708,9 +877,13 @@ cdef int _operator(St* s, int op) noexcept nogil:
             s.g.rgb = 1
         _make_palette(s, &s.g.pal, _attr(s, 6), s.g.rgb)
     elif op == 0x63:
-        s.g.brush = _paint_color(s, s.g.brush, 4)
+        # once the page is colour, the brush and pen cannot change any answer: the next
+        # BeginPage resets them and nothing else reads them
+        if not (s.in_page and s.color):
+            s.g.brush = _paint_color(s, s.g.brush, 4)
     elif op == 0x79:
-        s.g.pen = _paint_color(s, s.g.pen, 5)
+        if not (s.in_page and s.color):
+            s.g.pen = _paint_color(s, s.g.pen, 5)
     elif op == 0x61:
         if s.depth < MAXGS:
             _gs_copy(&s.stack[s.depth], &s.g)
@@ -723,12 +896,6 @@ cdef int _operator(St* s, int op) noexcept nogil:
         elif s.depth:
             s.depth -= 1
             _gs_copy(&s.g, &s.stack[s.depth])
-    elif op == 0x86 or op == 0xA0 or op == 0xA2 or op == 0x98 or op == 0x96 or op == 0x9E:
-        if s.in_page and (s.g.brush or s.g.pen):
-            s.color = 1
-    elif op == 0xA8 or op == 0xB6 or op == 0xB9:
-        if s.in_page and s.g.brush:
-            s.color = 1
     elif op == 0xB0 or op == 0xB3:
         _begin_image(s, op == 0xB3)
     elif op == 0xB1 or op == 0xB4:
@@ -751,61 +918,163 @@ cdef int _operator(St* s, int op) noexcept nogil:
 
 # ---------------------------------------------------------------------------------- token loop
 
-cdef int _run(St* s, const uint8_t* buf, Py_ssize_t n, Py_ssize_t* ppos, bint eof) noexcept nogil:
-    """Walks tokens in buf[*ppos:n]; returns an ACT_ code with *ppos where to go on."""
-    cdef Py_ssize_t pos = ppos[0], q
-    cdef uint8_t b, ct
-    cdef int et, size, aid, r
-    cdef int64_t count, nb, dl, take
+cdef inline void _keep_value(St* s, const uint8_t* buf) noexcept nogil:
+    """The pending value's bytes out of the buffer (before it is refilled)."""
+    if s.has_value and s.vdefer:
+        memcpy(s.value.raw, buf + s.vq, s.value.len)
+    s.vdefer = 0
+
+
+cdef inline void _set_attr(St* s, const uint8_t* buf, int aid) noexcept nogil:
+    """The pending value becomes attribute ``aid`` (when the scanner reads that id)."""
+    cdef int slot = _SLOT[aid] if aid < 256 else 0
     cdef Val* v
+    if slot:
+        v = &s.attrs[slot]
+        v.tag = s.value.tag
+        v.count = s.value.count
+        v.has_raw = s.value.has_raw
+        v.len = s.value.len
+        v.raw = v.small
+        if s.value.has_raw:
+            if s.vdefer:
+                v.raw = s.longraw + slot * MAXVAL
+                memcpy(s.longraw + slot * MAXVAL, buf + s.vq, s.value.len)
+            elif s.value.len > SHORT:   # a long value kept across a buffer refill
+                v.raw = s.longraw + slot * MAXVAL
+                memcpy(s.longraw + slot * MAXVAL, s.value.raw, s.value.len)
+            else:
+                memcpy(v.small, s.value.raw, SHORT)
+        s.agen[slot] = s.gen
+    s.has_value = 0
+    s.vdefer = 0
+
+
+cdef inline int _end_op(St* s, int b) noexcept nogil:
+    """After an operator; 1 when it ended a page that does not extend the pending run."""
+    cdef int r = 0
+    cdef int kind = _OPKIND[b]
+    if kind == OPK_STATE:
+        r = _operator(s, b)
+        # only these operators change in_page, the brush or the pen (all 0 or 1)
+        s.paint = s.in_page * (s.g.brush | (s.g.pen << 1))
+    elif kind & s.paint:
+        s.color = 1
+    s.gen += 1
+    s.has_value = 0     # (vdefer only counts while has_value)
+    s.last_op = b
+    if r:
+        _page_done(s)
+        return s.ndone == DONECAP
+    return 0
+
+
+cdef void _page_done(St* s) noexcept nogil:
+    """The page just ended joins the pending run, or starts the next one."""
+    cdef RunRec p
+    p.count = 1
+    p.color = s.color
+    p.sides = s.sides
+    p.mcode = s.media_code
+    p.w = s.media_w
+    p.h = s.media_h
+    p.copies = s.page_copies
+    if s.canon:
+        if p.sides == S_DEFAULT:
+            p.sides = s.def_sides
+        if p.mcode >= 0:
+            p.w = _MEDIA_W[p.mcode]
+            p.h = _MEDIA_H[p.mcode]
+            p.mcode = -3
+        elif p.mcode != -3:
+            p.mcode = s.def_mcode
+            p.w = s.def_w
+            p.h = s.def_h
+        if p.copies == 0:
+            p.copies = s.def_copies
+    if (s.run.count and s.run.color == p.color and s.run.sides == p.sides
+            and s.run.mcode == p.mcode and s.run.w == p.w and s.run.h == p.h
+            and s.run.copies == p.copies):
+        s.run.count += 1
+        return
+    if s.run.count:
+        s.done[s.ndone] = s.run
+        s.ndone += 1
+    s.run = p
+
+
+cdef int _run(St* s, const uint8_t* buf, Py_ssize_t n, Py_ssize_t* ppos) noexcept nogil:
+    """Walks tokens in buf[*ppos:n]; returns an ACT_ code with *ppos where to go on."""
+    cdef int act = _tokens(s, buf, n, ppos)
+    _keep_value(s, buf)
+    return act
+
+
+cdef inline int _feed_some(St* s, const uint8_t* buf, Py_ssize_t n, Py_ssize_t* ppos) noexcept nogil:
+    """Image data being decoded, from buf[*ppos:n]; 1 when the block wants more than
+    the buffer holds."""
+    cdef int64_t take = n - ppos[0]
+    if take > s.data_left:
+        take = s.data_left
+    if take > 0:
+        if not s.dec.done:
+            _feed(s, buf + ppos[0], take)
+        ppos[0] += take
+        s.data_left -= take
+        if s.data_left == 0:
+            _data_done(s)
+    return s.data_left > 0
+
+
+cdef int _tokens(St* s, const uint8_t* buf, Py_ssize_t n, Py_ssize_t* ppos) noexcept nogil:
+    # The tests are ordered (values, attribute ids, operators) and an attribute id right
+    # after a value is taken at once: streams are mostly value, id, ..., operator, and
+    # plain branches in that order predict far better than one jump table.
+    cdef Py_ssize_t pos = ppos[0], q
+    cdef uint8_t b, ct, k
+    cdef int aid, r
+    cdef Val* v
+    cdef int64_t count, nb, dl
+    if s.data_left > 0 and _feed_some(s, buf, n, &pos):
+        ppos[0] = pos
+        return ACT_NEED
     while True:
-        if s.data_left > 0:                      # image data being decoded
-            take = n - pos
-            if take > s.data_left:
-                take = s.data_left
-            if take <= 0:
-                ppos[0] = pos
-                return ACT_NEED
-            if not s.dec.done:
-                _feed(s, buf + pos, take)
-            pos += take
-            s.data_left -= take
-            if s.data_left == 0:
-                _data_done(s)
-            continue
         if pos >= n:
             ppos[0] = pos
             return ACT_NEED
         b = buf[pos]
-        if _ws(b):
-            pos += 1
-            continue
-        if 0x41 <= b <= 0xBF:
-            pos += 1
-            r = _operator(s, b)
-            s.gen += 1
-            s.has_value = 0
-            s.last_op = b
-            if r:
-                if (s.run_n and s.run_color == s.color and s.run_sides == s.sides
-                        and s.run_mcode == s.media_code and s.run_w == s.media_w
-                        and s.run_h == s.media_h and s.run_copies == s.page_copies):
-                    s.run_n += 1
+        if 0xC0 <= b < 0xF8:
+            k = _CLASS[b]
+            if k == K_VAL:
+                nb = _VBYTES[b]
+                if pos + 1 + nb > n:
+                    s.has_value = 0
+                    ppos[0] = pos
+                    return ACT_NEED
+                if pos + 3 + nb <= n and buf[pos + 1 + nb] == 0xF8:
+                    # value and its id at once, straight into the attribute's slot (slot 0,
+                    # where the ids the scanner does not read go, is never looked at)
+                    v = &s.attrs[_SLOT[buf[pos + 2 + nb]]]
+                    v.tag = b
+                    v.count = _VCOUNT[b]
+                    v.has_raw = 1
+                    v.len = <int>nb
+                    memcpy(v.small, buf + pos + 1, SHORT)
+                    v.raw = v.small
+                    s.agen[_SLOT[buf[pos + 2 + nb]]] = s.gen
+                    s.has_value = 0
+                    pos += 3 + nb
                     continue
-                ppos[0] = pos
-                return ACT_PAGE
-            continue
-        if _is_value_tag(b):
-            et = b & 7
-            size = _ELEM[et]
-            q = pos + 1
-            if (b & 0xF8) == 0xC0:
-                count = 1
-            elif (b & 0xF8) == 0xD0:
-                count = 2
-            elif (b & 0xF8) == 0xE0:
-                count = 4
-            else:
+                s.value.tag = b
+                s.value.count = _VCOUNT[b]
+                s.value.has_raw = 1
+                s.value.len = <int>nb
+                memcpy(s.value.raw, buf + pos + 1, SHORT)   # (the buffer has PAD bytes past n)
+                s.has_value = 1
+                s.vdefer = 0
+                pos += 1 + nb
+            elif k == K_ARR:
+                q = pos + 1
                 if q >= n:
                     ppos[0] = pos
                     return ACT_NEED
@@ -826,50 +1095,65 @@ cdef int _run(St* s, const uint8_t* buf, Py_ssize_t n, Py_ssize_t* ppos, bint eo
                 else:
                     ppos[0] = q
                     return ACT_BADCOUNT
-            nb = count * size
-            s.value.tag = b
-            s.value.count = count
-            s.has_value = 1
-            if nb > MAXVAL:
-                s.value.has_raw = 0
+                nb = count * _ELEM[b & 7]
+                s.value.tag = b
+                s.value.count = count
+                s.has_value = 1
+                s.vdefer = 0
+                if nb > MAXVAL:
+                    s.value.has_raw = 0
+                    if q + nb > n:
+                        s.skip = q + nb - n
+                        ppos[0] = n
+                        return ACT_SKIP
+                    pos = q + nb
+                    continue
                 if q + nb > n:
-                    s.skip = q + nb - n
-                    ppos[0] = n
-                    return ACT_SKIP
+                    s.has_value = 0
+                    ppos[0] = pos
+                    return ACT_NEED
+                s.value.has_raw = 1
+                s.value.len = <int>nb
+                if nb <= SHORT:
+                    memcpy(s.value.raw, buf + q, SHORT)
+                else:   # copied only if an attribute the scanner reads takes it
+                    s.vdefer = 1
+                    s.vq = q
                 pos = q + nb
-                continue
-            if q + nb > n:
-                s.has_value = 0
-                ppos[0] = pos
-                return ACT_NEED
-            s.value.has_raw = 1
-            s.value.len = <int>nb
-            memcpy(s.value.raw, buf + q, nb)
-            pos = q + nb
-            continue
-        if b == 0xF8 or b == 0xF9:
-            if pos + (2 if b == 0xF8 else 3) > n:
-                ppos[0] = pos
-                return ACT_NEED
-            if b == 0xF8:
-                aid = buf[pos + 1]
-                pos += 2
             else:
-                aid = (buf[pos + 1] << 8) | buf[pos + 2] if s.big else (buf[pos + 2] << 8) | buf[pos + 1]
-                pos += 3
-            if s.has_value:
-                if aid < 256:
-                    v = &s.attrs[aid]
-                    v.tag = s.value.tag
-                    v.count = s.value.count
-                    v.has_raw = s.value.has_raw
-                    v.len = s.value.len
-                    if s.value.has_raw:
-                        memcpy(v.raw, s.value.raw, s.value.len)
-                    s.agen[aid] = s.gen
-            s.has_value = 0
+                ppos[0] = pos + 1
+                return ACT_ILLEGAL
+            # most values are followed by their attribute id
+            if pos + 2 <= n and buf[pos] == 0xF8:
+                _set_attr(s, buf, buf[pos + 1])
+                pos += 2
             continue
-        if b == 0xFA or b == 0xFB:
+        if 0x41 <= b <= 0xBF:
+            pos += 1
+            if _end_op(s, b):
+                ppos[0] = pos
+                return ACT_PAGE
+            continue
+        if b == 0xF8:
+            if pos + 2 > n:
+                ppos[0] = pos
+                return ACT_NEED
+            if s.has_value:
+                _set_attr(s, buf, buf[pos + 1])
+            pos += 2
+            continue
+        k = _CLASS[b]
+        if k == K_WS:
+            pos += 1
+        elif k == K_A16:
+            if pos + 3 > n:
+                ppos[0] = pos
+                return ACT_NEED
+            if s.has_value:
+                aid = (buf[pos + 1] << 8) | buf[pos + 2] if s.big else (buf[pos + 2] << 8) | buf[pos + 1]
+                _set_attr(s, buf, aid)
+            pos += 3
+        elif k == K_D32 or k == K_D8:
             if pos + (5 if b == 0xFA else 2) > n:
                 ppos[0] = pos
                 return ACT_NEED
@@ -896,9 +1180,11 @@ cdef int _run(St* s, const uint8_t* buf, Py_ssize_t n, Py_ssize_t* ppos, bint eo
                 else:
                     _dec_start(s)
                     s.data_left = dl
-                    s.data_got = 0
                     if dl == 0:
                         _data_done(s)
+                    elif _feed_some(s, buf, n, &pos):
+                        ppos[0] = pos
+                        return ACT_NEED
                     continue
             elif r:
                 s.has_block = 0
@@ -907,21 +1193,20 @@ cdef int _run(St* s, const uint8_t* buf, Py_ssize_t n, Py_ssize_t* ppos, bint eo
                 ppos[0] = n
                 return ACT_SKIP
             pos += dl
-            continue
-        if b == 0x1B:
+        elif k == K_ESC:
             if pos + 9 > n:
                 ppos[0] = pos
                 return ACT_NEED
-            if memcmp(buf + pos + 1, b"%-12345X", 8) != 0:
-                ppos[0] = pos + 9
-                return ACT_ESC
             ppos[0] = pos + 9
+            if memcmp(buf + pos + 1, b"%-12345X", 8) != 0:
+                return ACT_ESC
             return ACT_UEL
-        if b == 0x27 or b == 0x28 or b == 0x29:
+        elif k == K_HDR:
             ppos[0] = pos + 1
             return ACT_HEADER
-        ppos[0] = pos + 1
-        return ACT_ILLEGAL
+        else:
+            ppos[0] = pos + 1
+            return ACT_ILLEGAL
 
 
 cdef object _sides_name(int code, object dflt):
@@ -943,137 +1228,309 @@ cdef object _media_value(St* s, object dflt):
 
 
 cdef class _Scanner:
+    """The scan state and its read buffer; reused between scans (see _take/_give)."""
     cdef St* s
     cdef uint8_t* buf
+    cdef Py_ssize_t n, pos, base   # buf[pos:n] is file[base + pos : base + n]
+    cdef dict made                 # canon: PageRun by run record
+    cdef list out                  # canon: finished runs
 
     def __cinit__(self):
         self.s = <St*>malloc(sizeof(St))
-        self.buf = <uint8_t*>malloc(BUFSIZE + SLACK)
+        # calloc: the fixed-size copies of short values may read PAD bytes past the data
+        self.buf = <uint8_t*>calloc(BUFSIZE + SLACK + PAD, 1)
         if self.s == NULL or self.buf == NULL:
             raise MemoryError()
         memset(self.s, 0, sizeof(St))
-        self.s.attrs = <Val*>malloc(256 * sizeof(Val))
+        self.s.attrs = <Val*>malloc(NSLOTS * sizeof(Val))
+        self.s.longraw = <uint8_t*>malloc(NSLOTS * MAXVAL)
         self.s.stack = <GState*>malloc(MAXGS * sizeof(GState))
-        if self.s.attrs == NULL or self.s.stack == NULL:
+        if self.s.attrs == NULL or self.s.stack == NULL or self.s.longraw == NULL:
             raise MemoryError()
         if _alloc_rows(&self.s.im) != 0:
             raise MemoryError()
-        self.s.gen = 1
-        self.s.last_op = -1
 
     def __dealloc__(self):
         if self.s != NULL:
             free(self.s.attrs)
+            free(self.s.longraw)
             free(self.s.stack)
             free(self.s.im.row)
             free(self.s.im.seed)
             free(self.s)
         free(self.buf)
 
-    def run(self, f, Py_ssize_t base, int binding, sides, media, int64_t copies, runs):
-        """Token loop from file offset ``base`` (just past the stream header)."""
+    cdef void reset(self) noexcept:
+        """A fresh scan state (keeping the allocations)."""
         cdef St* s = self.s
-        cdef Py_ssize_t n = 0, pos = 0, keep
-        cdef int act
-        cdef bint eof = False
-        cdef const uint8_t* p
+        cdef Val* attrs = s.attrs
+        cdef uint8_t* longraw = s.longraw
+        cdef GState* stack = s.stack
+        cdef uint8_t* row = s.im.row
+        cdef uint8_t* seed = s.im.seed
+        memset(s, 0, sizeof(St))
+        s.attrs = attrs
+        s.longraw = longraw
+        s.stack = stack
+        s.im.row = row
+        s.im.seed = seed
+        s.gen = 1
+        s.last_op = -1
+        self.n = 0
+        self.pos = 0
+        self.base = 0
+
+    cdef Py_ssize_t fill(self, f, Py_ssize_t keep) except -1:
+        """Keeps buf[pos:pos + keep] at the start and reads the next chunk after it;
+        returns the bytes read (0 at end of file)."""
+        cdef Py_ssize_t got
+        if keep > SLACK:  # cannot happen: a token is at most MAXVAL + 8 bytes
+            keep = SLACK
+        memmove(self.buf, self.buf + self.pos, keep)
+        self.base += self.pos
+        self.pos = 0
+        self.n = keep
+        got = self.read(f, self.buf + keep)
+        self.n = keep + got
+        return got
+
+    cdef Py_ssize_t read(self, f, uint8_t* dst) except -1:
+        """Up to BUFSIZE bytes from f into dst, without a bytes object per chunk."""
+        cdef Py_ssize_t got
         cdef object chunk
-        s.big = binding == 0x28
-        f.seek(base)
+        cdef const uint8_t* p
+        readinto = getattr(f, "readinto", None)
+        if readinto is not None:
+            view = PyMemoryView_FromMemory(<char*>dst, BUFSIZE, PyBUF_WRITE)
+            try:
+                r = readinto(view)
+            finally:
+                view.release()
+            got = r or 0
+        else:
+            chunk = f.read(BUFSIZE)
+            got = len(chunk)
+            p = chunk
+            memcpy(dst, p, got)
+        if got < 0 or got > BUFSIZE:
+            got = 0
+        return got
+
+    cdef object header(self, f, int binding, Py_ssize_t at):
+        """The rest of a stream header line whose binding byte (at file offset ``at``) was
+        just taken; pure _header_rest."""
+        cdef const uint8_t* q
+        cdef Py_ssize_t lim
+        if binding != 0x27 and binding != 0x28 and binding != 0x29:
+            raise DamagedDocument(f"PCL XL: no stream header at offset {at}")
         while True:
-            with nogil:
-                act = _run(s, self.buf, n, &pos, eof)
-            if act == ACT_NEED:
-                if eof:
-                    return base + n, None
-                keep = n - pos
-                if keep > SLACK:  # cannot happen: a token is at most MAXVAL + 8 bytes
-                    keep = SLACK
-                memmove(self.buf, self.buf + pos, keep)
-                base += pos
-                chunk = f.read(BUFSIZE)
-                if not chunk:
-                    eof = True
-                    n = keep
-                    pos = 0
-                    # an image data block cut short, or a token cut short: the section ends here
-                    return base + n, None
-                p = chunk
-                memcpy(self.buf + keep, p, len(chunk))
-                n = keep + len(chunk)
-                pos = 0
-            elif act == ACT_SKIP:
-                base += n
-                target = base + s.skip
-                f.seek(target - 1)
-                if not f.read(1):
-                    f.seek(0, 2)
-                    return f.tell(), None
-                base = target
-                n = 0
-                pos = 0
-            elif act == ACT_PAGE:
-                self.flush(sides, media, copies, runs)
-                s.run_n = 1
-                s.run_color = s.color
-                s.run_sides = s.sides
-                s.run_mcode = s.media_code
-                s.run_w = s.media_w
-                s.run_h = s.media_h
-                s.run_copies = s.page_copies
-            elif act == ACT_UEL:
-                return base + pos, None
-            elif act == ACT_ILLEGAL:
-                raise DamagedDocument(f"PCL XL: illegal tag 0x{self.buf[pos - 1]:02X} at offset {base + pos - 1}")
-            elif act == ACT_BADCOUNT:
-                raise DamagedDocument(f"PCL XL: bad array length type 0x{self.buf[pos - 1]:02X} at offset {base + pos - 1}")
-            elif act == ACT_ESC:
-                raise DamagedDocument(f"PCL XL: ESC that is not a UEL at offset {base + pos - 9}")
-            elif act == ACT_HEADER:
-                return base + pos, self.buf[pos - 1]
+            lim = self.n - self.pos
+            if lim > MAXHDR + 1:
+                lim = MAXHDR + 1
+            q = <const uint8_t*>memchr(self.buf + self.pos, 0x0A, lim)
+            if q != NULL:
+                break
+            if self.n - self.pos > MAXHDR:
+                raise DamagedDocument("PCL XL: stream header too long")
+            if not self.fill(f, self.n - self.pos):
+                raise DamagedDocument("PCL XL: the stream header does not end")
+        if q - (self.buf + self.pos) < 10 or memcmp(self.buf + self.pos, b" HP-PCL XL", 10) != 0:
+            raise DamagedDocument(f"PCL XL: not a PCL XL stream header at offset {at}")
+        self.pos = q + 1 - self.buf
 
-    def flush(self, sides, media, copies, runs):
-        """Hands the pending run of alike pages to the RunBuilder."""
+    cdef object first_header(self, f):
+        """Skips blank bytes and reads the first stream header; pure _header."""
+        cdef int b
+        while True:
+            while self.pos < self.n and _ws(self.buf[self.pos]):
+                self.pos += 1
+            if self.pos < self.n:
+                break
+            if not self.fill(f, 0):
+                raise DamagedDocument("PCL XL: no stream header")
+        b = self.buf[self.pos]
+        self.pos += 1
+        self.header(f, b, self.base + self.pos - 1)
+        return b
+
+    cdef object run(self, f, Py_ssize_t start, sides, media, copies, runs):
+        """The section from ``start``: its end offset, or (offset, 0x27) when an ASCII
+        stream header hands the rest to the pure scanner."""
         cdef St* s = self.s
-        if s.run_n:
-            if s.run_mcode == -3:
-                m = (int(s.run_w), int(s.run_h))
-            elif s.run_mcode >= 0:
-                m = MEDIA_SIZES.get(s.run_mcode, media)
-            else:
-                m = media
-            runs.add(bool(s.run_color), _sides_name(s.run_sides, sides), m,
-                     int(s.run_copies) if s.run_copies else copies, int(s.run_n))
-            s.run_n = 0
+        cdef int act, binding
+        cdef Py_ssize_t target, got
+        self.base = start
+        f.seek(start)
+        binding = self.first_header(f)
+        while True:
+            if binding == 0x27:
+                return self.base + self.pos, 0x27
+            s.big = binding == 0x28
+            while True:
+                with nogil:
+                    act = _run(s, self.buf, self.n, &self.pos)
+                if act == ACT_NEED:
+                    if not self.fill(f, self.n - self.pos):
+                        # an image data block or a token cut short: the section ends here
+                        return self.base + self.n, None
+                elif act == ACT_SKIP:
+                    target = self.base + self.n + s.skip
+                    f.seek(target - 1)
+                    self.base = target - 1
+                    self.pos = 0
+                    self.n = 0
+                    got = self.read(f, self.buf)
+                    if not got:  # the file ends before the last byte skipped
+                        f.seek(0, 2)
+                        return f.tell(), None
+                    self.n = got
+                    self.pos = 1
+                elif act == ACT_PAGE:
+                    self.hand_over(sides, media, copies, runs)
+                elif act == ACT_UEL:
+                    return self.base + self.pos, None
+                elif act == ACT_ILLEGAL:
+                    raise DamagedDocument(f"PCL XL: illegal tag 0x{self.buf[self.pos - 1]:02X} "
+                                          f"at offset {self.base + self.pos - 1}")
+                elif act == ACT_BADCOUNT:
+                    raise DamagedDocument(f"PCL XL: bad array length type 0x{self.buf[self.pos - 1]:02X} "
+                                          f"at offset {self.base + self.pos - 1}")
+                elif act == ACT_ESC:
+                    raise DamagedDocument(f"PCL XL: ESC that is not a UEL at offset {self.base + self.pos - 9}")
+                elif act == ACT_HEADER:
+                    binding = self.buf[self.pos - 1]
+                    self.header(f, binding, self.base + self.pos - 1)
+                    s.gen += 1
+                    s.has_value = 0
+                    break
 
-    def page_state(self):
-        s = self.s
-        return bool(s.in_page), s.sides, s.media_code, s.copies
+    cdef void set_defaults(self, sides, media, copies) except *:
+        """canon when the defaults are plain values whose equality C can decide."""
+        cdef St* s = self.s
+        s.canon = 0
+        if type(copies) is not int or not (-(1 << 62) < copies < (1 << 62)):
+            return
+        if type(sides) is not str:
+            return
+        if sides == ONE_SIDED:
+            s.def_sides = S_ONE
+        elif sides == TWO_SIDED_LONG:
+            s.def_sides = S_LONG
+        elif sides == TWO_SIDED_SHORT:
+            s.def_sides = S_SHORT
+        else:
+            return
+        if media is None:
+            s.def_mcode = -2
+        elif (type(media) is tuple and len(media) == 2 and type(media[0]) is int and type(media[1]) is int
+                and -(1 << 52) < media[0] < (1 << 52) and -(1 << 52) < media[1] < (1 << 52)):
+            s.def_mcode = -3
+            s.def_w = media[0]
+            s.def_h = media[1]
+        else:
+            return
+        s.def_copies = copies
+        s.canon = 1
+        self.made = {}
+        self.out = []
+
+    cdef object page_run(self, RunRec* r, sides, media, copies):
+        """The PageRun of a canon run record (one object per distinct record)."""
+        key = PyBytes_FromStringAndSize(<char*>r, sizeof(RunRec))
+        pr = self.made.get(key)
+        if pr is None:
+            if r.mcode == -3:
+                m = (int(r.w), int(r.h))
+            else:
+                m = None
+            pr = PageRun(r.count, bool(r.color), _sides_name(<int>r.sides, sides), m, r.copies)
+            if len(self.made) < 4096:
+                self.made[key] = pr
+        return pr
+
+    cdef void hand_over(self, sides, media, copies, runs) except *:
+        """Finished runs to Python (the list when canon, else the RunBuilder)."""
+        cdef St* s = self.s
+        cdef int i
+        cdef RunRec* r
+        for i in range(s.ndone):
+            r = &s.done[i]
+            if s.canon:
+                self.out.append(self.page_run(r, sides, media, copies))
+            else:
+                self.add(r, sides, media, copies, runs)
+        s.ndone = 0
+
+    cdef void add(self, RunRec* r, sides, media, copies, runs) except *:
+        if r.mcode == -3:
+            m = (int(r.w), int(r.h))
+        elif r.mcode >= 0:
+            m = MEDIA_SIZES.get(r.mcode, media)
+        else:
+            m = media
+        runs.add(bool(r.color), _sides_name(<int>r.sides, sides), m,
+                 int(r.copies) if r.copies else copies, int(r.count))
+
+    cdef void flush(self, sides, media, copies, runs) except *:
+        """Hands every run over, the pending one too; the RunBuilder has them all."""
+        cdef St* s = self.s
+        self.hand_over(sides, media, copies, runs)
+        if s.run.count:
+            if s.canon:
+                self.out.append(self.page_run(&s.run, sides, media, copies))
+            else:
+                self.add(&s.run, sides, media, copies, runs)
+            s.run.count = 0
+        if s.canon and self.out:
+            runs.extend(self.out)
+            self.out = []
+
+
+# Scanners kept for the next scan: their buffers are allocated and already paged in,
+# which matters for small files. list.pop/append are atomic under the GIL.
+_spare = []
 
 
 def scan(f, start=0, *, sides=ONE_SIDED, media=None, copies=1):
     """Pages of the PCL XL section of ``f`` starting at ``start``; see the pure twin."""
-    src = _pure._Source(f, start)
-    binding, _ = _pure._header(src)
-    runs = RunBuilder()
-    sc = _Scanner()
-    pos = src.pos
-    while True:
-        if binding == 0x27:
-            end = _ascii_rest(f, pos, sc, runs, sides, media, copies)
-            return runs.runs(), end
-        try:
-            pos, tag = sc.run(f, pos, binding, sides, media, copies, runs)
-        finally:
-            sc.flush(sides, media, copies, runs)
-        if tag is None:
-            return runs.runs(), pos
-        src = _pure._Source(f, pos)
-        _pure._header_rest(src, tag, pos - 1)
-        pos = src.pos
-        binding = tag
-        sc.s.gen += 1
-        sc.s.has_value = 0
+    cdef _Scanner sc
+    if start < 0:
+        raise PdlError("start must not be negative")
+    try:
+        sc = _spare.pop()
+    except IndexError:
+        sc = _Scanner()
+    sc.reset()
+    runs = None
+    try:
+        sc.set_defaults(sides, media, copies)
+        if sc.s.canon:
+            try:
+                end, tag = sc.run(f, start, sides, media, copies, None)
+            finally:
+                sc.hand_over(sides, media, copies, None)
+                if sc.s.run.count:
+                    sc.out.append(sc.page_run(&sc.s.run, sides, media, copies))
+                    sc.s.run.count = 0
+            if tag is None:
+                return tuple(sc.out), end
+            runs = RunBuilder()
+            runs.extend(sc.out)
+        else:
+            runs = RunBuilder()
+            try:
+                end, tag = sc.run(f, start, sides, media, copies, runs)
+            finally:
+                sc.flush(sides, media, copies, runs)
+            if tag is None:
+                return runs.runs(), end
+        end = _ascii_rest(f, end, sc, runs, sides, media, copies)
+        return runs.runs(), end
+    finally:
+        sc.made = None
+        sc.out = None
+        if len(_spare) < 2:
+            _spare.append(sc)
 
 
 cdef object _ascii_rest(f, pos, _Scanner sc, runs, sides, media, copies):

@@ -378,6 +378,12 @@ def _read_value(src: _Source, tag: int, big: bool) -> _Value | None:
     return _Value(tag, count, raw)
 
 
+# scalar, xy and box tags -> (bytes, element count) (the scan reads these inline)
+_FIXED_VALUES = {
+    kind | et: (n * _ELEM_SIZE[et], n) for kind, n in ((0xC0, 1), (0xD0, 2), (0xE0, 4)) for et in range(6)
+}
+
+
 def _is_value_tag(b: int) -> bool:
     return (0xC0 <= b <= 0xC5) or (0xC8 <= b <= 0xCD) or (0xD0 <= b <= 0xD5) or (0xE0 <= b <= 0xE5)
 
@@ -907,10 +913,22 @@ def _walk(src: _Source, binding: int, st: _PageState, hook) -> int:
     attrs: dict = {}
     value: _Value | None = None
     last_op = -1
+    # Speed only: while a token lies inside src's current chunk it is read from the
+    # chunk here (what src.byte()/take() would return); anything else goes through src.
+    # (A scan's src records nothing, so bypassing byte()/take() loses nothing.)
+    fast = src.rec is None
     while True:
-        b = src.byte()
-        if b < 0:
-            return src.pos
+        buf = src.buf
+        i = src.i
+        if fast and i < len(buf):
+            b = buf[i]
+            src.i = i = i + 1
+        else:
+            b = src.byte()
+            if b < 0:
+                return src.pos
+            buf = src.buf
+            i = src.i
         if b in _WS:
             continue
         if 0x41 <= b <= 0xBF:
@@ -918,6 +936,21 @@ def _walk(src: _Source, binding: int, st: _PageState, hook) -> int:
             attrs = {}
             value = None
             last_op = b
+        elif b in _FIXED_VALUES:
+            size, count = _FIXED_VALUES[b]
+            j = i + size
+            if fast and j <= len(buf):
+                value = _Value(b, count, buf[i:j])
+                src.i = j
+            else:
+                value = _read_value(src, b, big)
+                if value is None:
+                    return src.pos
+        elif b == 0xF8 and fast and i < len(buf):
+            src.i = i + 1
+            if value is not None:
+                attrs[buf[i]] = value
+            value = None
         elif _is_value_tag(b):
             value = _read_value(src, b, big)
             if value is None:
@@ -1428,6 +1461,8 @@ def to_grayscale(f, out, start=0, end=None) -> None:
     gs = _GrayState()
 
     def on_op(op, seg, big):
+        if gs.read_items is not None:  # a held ReadImage whose data block did not follow it
+            raise ConversionError("PCL XL: image data is missing after ReadImage")
         if op == OP_PUSH_GS:
             if len(gs.stack) < MAX_GS_DEPTH:
                 gs.stack.append((gs.rgb, gs.palette))

@@ -443,3 +443,14 @@ def test_twins_agree_on_ghostscript_files(gs_files):
     for data in gs_files.values():
         f = io.BytesIO(data)
         assert pure.scan(f, _section(data)) == comp.scan(f, _section(data))
+
+
+# fuzz find: ReadImage, then EndImage before the image's data block (the held
+# ReadImage must not be used after its image is gone)
+READIMAGE_WITHOUT_DATA = bytes.fromhex(
+    "292048502d50434c20584c3b323b313b746573740ad158025802f889c000f88641c002f825c000f828c000f83443c002f8036ac8c003ff0000f80b63e10a000a0064006400f842a0c000f864c002f862c10200f86cc10100f86bd102000100f867b0c10000f86dc10100f863c001f865b1fb0a020a141effc800c9ff00b244c002f825c000f828c000f83543c002f803c002f802c8c006200000ff0000f8066ac001f8ff63e10a000a0064006400f842a044c002f825c000f828c000f834c10200f83143c002f8036acdc0036666663fcdcccc3dcdcc4c3ef80b63e10a000a0064006400f842a0c000f864c002f862c10200f86cc10100f86bd102000100f867b0c10000f86dc10100f83db60d63c003f865b162b279fb090700a00a141ec8c8c9b2c000f864c002f862c10200f86cc10100f86bd102000100f867b0c10000f86dc10100f863c000f865b1fb080a141ec8c8c90000b244421b252d313233343558747261696c696e67")
+
+
+def test_to_grayscale_readimage_without_data_is_an_engine_error(px):
+    with pytest.raises(ConversionError):
+        px.to_grayscale(io.BytesIO(READIMAGE_WITHOUT_DATA), io.BytesIO())
