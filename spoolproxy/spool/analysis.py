@@ -1,8 +1,10 @@
 """The analysis stage of the job path: every closed job's documents go through the
 document engine (spoolproxy.pdl) before the job can be delivered or released.
 
-It runs the engine in worker threads (the scanners release the GIL), a few
-documents at a time, and stores a compact summary on each document record:
+It runs the engine in worker processes (trio-parallel): the scanners are partly
+compiled Python that holds the GIL, and in the node's own process they would take
+the CPU that answers clients; in another process they use the other core, and a
+scanner that crashes on a hostile document takes down only its worker. It stores a compact summary on each document record:
 totals plus the pages grouped by kind (colour, sides, media, copies), which is
 what the cost model needs and stays small however the pages alternate. A
 document the engine cannot count is handled as its queue's ``uncountable``
@@ -11,12 +13,14 @@ never silently free or silently lost (DESIGN.md, Conventions).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 from typing import Any, Mapping
 
 import trio
+import trio_parallel
 
 from .. import pdl
 from ..ipp.model import JobState
@@ -78,21 +82,34 @@ class Analyzer:
     """Runs the document engine over jobs as they close (and, at start, over the
     ones a previous run did not finish)."""
 
-    def __init__(self, store: JobStore, queues: Mapping[str, Any], *, workers: int = 2):
+    def __init__(self, store: JobStore, queues: Mapping[str, Any], *, workers: int = 1,
+                 processes: bool = True):
+        """``processes=False`` runs the engine in threads of this process (tests)."""
         self.store = store
         self.queues = queues
         self.workers = workers
+        self.processes = processes
+        self._context: trio_parallel.WorkerContext | None = None
         self._in_flight: set[int] = set()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         limiter = trio.CapacityLimiter(self.workers)
-        async with trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as stack:
+            if self.processes:
+                self._context = await stack.enter_async_context(
+                    trio_parallel.open_worker_context(idle_timeout=300.0, grace_period=5.0))
+            nursery = await stack.enter_async_context(trio.open_nursery())
             task_status.started()
             while True:
-                for job in list(self.store.iter_unanalyzed()):
-                    if job.id not in self._in_flight:
-                        self._in_flight.add(job.id)
-                        nursery.start_soon(self._job, job, limiter)
+                # as many jobs in flight as there are workers, oldest first; a backlog of
+                # thousands is walked only as far as the first free ones
+                if len(self._in_flight) < self.workers:
+                    for job in self.store.iter_unanalyzed():
+                        if job.id not in self._in_flight:
+                            self._in_flight.add(job.id)
+                            nursery.start_soon(self._job, job, limiter)
+                            if len(self._in_flight) >= self.workers:
+                                break
                 await self.store.wait_changed()
 
     async def _job(self, job: Job, limiter: trio.CapacityLimiter) -> None:
@@ -100,6 +117,7 @@ class Analyzer:
             await self.analyze_job(job, limiter)
         finally:
             self._in_flight.discard(job.id)
+            self.store.notify()  # a worker is free: the run loop picks the next job
 
     async def analyze_job(self, job: Job, limiter: trio.CapacityLimiter | None = None) -> None:
         q = self.queues.get(job.queue)
@@ -111,7 +129,7 @@ class Analyzer:
             path = self.store.path(doc)
             run = functools.partial(_analyze, path, doc.format, ghostscript, timeout)
             t0 = time.perf_counter()
-            doc.analysis = await trio.to_thread.run_sync(run, limiter=limiter)
+            doc.analysis = await self._run(run, limiter)
             a = doc.analysis
             if "error" in a:
                 log.warning("job %d document %d: cannot count it (%s: %s)", job.id, doc.number,
@@ -128,6 +146,15 @@ class Analyzer:
         if failed and not job.is_final:
             self._uncountable(job, failed, getattr(q, "uncountable", "print"))
         await self.store.save(job)
+
+    async def _run(self, run, limiter: trio.CapacityLimiter | None) -> dict[str, Any]:
+        if self._context is None:
+            return await trio.to_thread.run_sync(run, limiter=limiter)
+        try:
+            return await self._context.run_sync(run, kill_on_cancel=True, limiter=limiter)
+        except trio_parallel.BrokenWorkerError as e:
+            log.error("the document engine's worker died on %s: %s", run.args[0], e)
+            return {"error": "the document engine crashed on this document", "kind": "EngineCrash"}
 
     @staticmethod
     def _uncountable(job: Job, failed, mode: str) -> None:

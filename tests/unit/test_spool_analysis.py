@@ -1,6 +1,8 @@
 """spoolproxy.spool.analysis: the analysis stage between spooling and delivery."""
 from __future__ import annotations
 
+import functools
+import os
 import types
 from pathlib import Path
 
@@ -58,7 +60,7 @@ TEXT_3_PAGES = b"one\fthree\fpages\n"
 async def test_a_job_is_deliverable_only_after_analysis(store):
     job = await closed_job(store, (TEXT_3_PAGES, "text/plain"))
     assert store.deliverable("q") == [] and list(store.iter_unanalyzed()) == [job]
-    await Analyzer(store, queues()).analyze_job(job)
+    await Analyzer(store, queues(), processes=False).analyze_job(job)
     assert job.analyzed and store.deliverable("q") == [job] and list(store.iter_unanalyzed()) == []
     a = job.documents[0].analysis
     assert (a["format"], a["pages"], a["impressions"], a["color_impressions"], a["mismatch"]) == \
@@ -68,7 +70,7 @@ async def test_a_job_is_deliverable_only_after_analysis(store):
 
 async def test_summary_survives_a_restart(store, state):
     job = await closed_job(store, (TEXT_3_PAGES, "application/pdf"))
-    await Analyzer(store, queues()).analyze_job(job)
+    await Analyzer(store, queues(), processes=False).analyze_job(job)
     store.db.close()
     again = open_store(state)
     try:
@@ -99,7 +101,7 @@ async def test_unanalysed_jobs_are_picked_up_by_the_running_stage(store):
 ])
 async def test_uncountable_document_follows_the_queue_setting(store, mode, state_, reason):
     job = await closed_job(store, (b"\x00\x01\x02binary junk", "application/octet-stream"))
-    await Analyzer(store, queues(uncountable=mode)).analyze_job(job)
+    await Analyzer(store, queues(uncountable=mode), processes=False).analyze_job(job)
     assert job.documents[0].analysis["kind"] == "UnsupportedFormat"
     assert job.state == state_ and job.state_reasons == [reason]
     if mode == "print":
@@ -116,7 +118,7 @@ async def test_a_scanner_bug_is_recorded_not_raised(store, monkeypatch):
         raise ZeroDivisionError("bug")
 
     monkeypatch.setattr(pdl, "analyze", broken)
-    await Analyzer(store, queues()).analyze_job(job)
+    await Analyzer(store, queues(), processes=False).analyze_job(job)
     assert job.documents[0].analysis == {"error": "bug", "kind": "ZeroDivisionError"}
 
 
@@ -129,7 +131,7 @@ async def test_a_job_cancelled_during_analysis_stays_cancelled(store, monkeypatc
         return real(*a, **k)
 
     monkeypatch.setattr(pdl, "analyze", cancel_then_analyze)
-    await Analyzer(store, queues(uncountable="hold")).analyze_job(job)
+    await Analyzer(store, queues(uncountable="hold"), processes=False).analyze_job(job)
     assert job.state == JobState.CANCELED and job.analyzed
 
 
@@ -138,3 +140,18 @@ def test_summary_bounds_the_page_kinds():
     s = summary(pdl.Analysis("application/pdf", runs))
     assert len(s["kinds"]) <= MAX_KINDS and sum(k[0] for k in s["kinds"]) == 500
     assert s["color_impressions"] == 250
+
+
+async def test_a_crashing_engine_worker_is_recorded_and_the_stage_goes_on(store):
+    analyzer = Analyzer(store, queues())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(analyzer.run)
+        # what a segfault in a compiled scanner looks like from here: the worker dies
+        crashed = await analyzer._run(functools.partial(os._exit, 3), None)
+        assert crashed == {"error": "the document engine crashed on this document", "kind": "EngineCrash"}
+        job = await closed_job(store, (TEXT_3_PAGES, "text/plain"))
+        with trio.fail_after(30):
+            while not job.analyzed:
+                await store.wait_changed()
+        assert job.documents[0].analysis["pages"] == 3
+        nursery.cancel_scope.cancel()
