@@ -155,7 +155,11 @@ def analyze(source, claimed: str | None = None, *, ghostscript: bool = True,
                     raise UnsupportedFormat("PostScript without DSC page comments needs Ghostscript to count it")
                 runs = _interpret(f, section, end, size, gs_timeout)
             if ghostscript and section.fmt in (PDF, POSTSCRIPT) and any(r.color is None for r in runs):
-                runs = _decide_colors(f, section, end, size, runs, gs_timeout, warnings)
+                try:
+                    runs = _decide_colors(f, section, end, size, runs, gs_timeout, warnings)
+                except PdlError as e:  # no gs, a timeout, a crash: the count stands, colour stays open
+                    warnings.append(f"colour of {sum(r.count for r in runs if r.color is None)} page(s) "
+                                    f"left undecided: {e}")
             qty = section.env.qty
             builder.extend(dataclasses.replace(r, copies=r.copies * qty) for r in runs)
         fmt = formats[0] if len(formats) == 1 else _sniffer().detect(_window(f, 0))

@@ -73,3 +73,10 @@ def test_grayscale_conversion_sets_rendermode(tmp_path):
     pdl.convert_grayscale(src, dst)
     assert b"@PJL SET RENDERMODE=GRAYSCALE" in dst.read_bytes()
     assert list(pdl.analyze(dst, ghostscript=False).page_colors()) == [False]
+
+
+def test_without_ghostscript_the_count_stands_and_colour_stays_undecided(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPOOLPROXY_GS", str(tmp_path / "no-such-gs"))
+    a = pdl.analyze(write(tmp_path, "dsc.ps", DSC_PS))
+    assert a.pages == 2 and list(a.page_colors()) == [None, None]
+    assert "left undecided" in a.warnings[-1]
