@@ -14,30 +14,16 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-if __name__ == "__main__":  # runnable from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when loaded by file path
+import _harness  # noqa: E402
 
-_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
-atheris = None
-if not _RANDOM_MODE:
-    try:
-        import atheris  # type: ignore[no-redef]
-    except ImportError:
-        atheris = None
-
-if atheris is not None:
-    with atheris.instrument_imports(include=["spoolproxy"]):
-        from spoolproxy.ipp.codec import (
-            CodecError, Incomplete, MessageReader, decode, decode_attributes, encode, encode_attributes,
-        )
-else:
-    from spoolproxy.ipp.codec import (
-        CodecError, Incomplete, MessageReader, decode, decode_attributes, encode, encode_attributes,
-    )
+_harness.instrumented_import("spoolproxy.ipp.codec", __name__)
+from spoolproxy.ipp.codec import (  # noqa: E402
+    CodecError, Incomplete, MessageReader, decode, decode_attributes, encode, encode_attributes,
+)
 from spoolproxy.ipp.model import Tag  # noqa: E402
 from spoolproxy.ipp.types import Attribute, Collection, Group, Message, Range, Resolution, TextLang  # noqa: E402
 
@@ -139,61 +125,24 @@ _INTERESTING_BYTES = [0x00, 0x01, 0x02, 0x03, 0x0F, 0x10, 0x13, 0x21, 0x22, 0x31
 _INTERESTING_LENGTHS = [0, 1, 2, 3, 4, 8, 9, 11, 0x7FFF, 0x8000, 0xFFFF]
 
 
-def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        i = rng.randrange(len(buf) + 1)
-        op = rng.randrange(8)
-        if op == 0 and i < len(buf):
-            buf[i] ^= 1 << rng.randrange(8)
-        elif op == 1 and i < len(buf):
-            buf[i] = rng.choice(_INTERESTING_BYTES)
-        elif op == 2:
-            buf[i:i] = rng.randbytes(rng.randint(1, 8))
-        elif op == 3:
-            del buf[i : i + rng.randint(1, 8)]
-        elif op == 4 and i + 2 <= len(buf):
-            buf[i : i + 2] = rng.choice(_INTERESTING_LENGTHS).to_bytes(2, "big")
-        elif op == 5:
-            del buf[i:]
-        elif op == 6:
-            other = rng.choice(corpus)
-            buf[i:] = other[rng.randrange(len(other) + 1) :]
-        elif op == 7 and buf:
-            j = rng.randrange(len(buf))
-            buf[i:i] = buf[j : j + rng.randint(1, 16)]
-    return bytes(buf)
+def _interesting_length(rng: random.Random, buf: bytearray, i: int, corpus: list[bytes]) -> None:
+    if i + 2 <= len(buf):
+        buf[i : i + 2] = rng.choice(_INTERESTING_LENGTHS).to_bytes(2, "big")
+
+
+mutate = _harness.mutator(
+    _harness.flip_bit, _harness.set_byte(_INTERESTING_BYTES), _harness.insert_random(8), _harness.delete(8),
+    _interesting_length, _harness.truncate, _harness.splice_tail, _harness.copy_within(16),
+)
 
 
 def run_random(iterations: int, seed: int | None = None) -> int:
     """Run the target on ``iterations`` generated inputs; return how many ran."""
-    seed = int(time.time()) if seed is None else seed
-    rng = random.Random(seed)
-    corpus = seed_corpus()
-    for n in range(iterations):
-        if rng.random() < 0.1:
-            data = rng.randbytes(rng.randint(0, 64))
-        else:
-            data = mutate(rng, rng.choice(corpus), corpus)
-        try:
-            decoded = _check(data)
-        except BaseException:
-            print(f"failing input (seed {seed}, iteration {n}): {data.hex()}", file=sys.stderr)
-            raise
-        if decoded and len(corpus) < 256:
-            corpus.append(data)  # valid inputs breed more interesting mutants
-    return iterations
+    return _harness.run_random(_check, seed_corpus(), mutate, iterations, seed)
 
 
 def main(argv: list[str]) -> None:
-    if atheris is not None:
-        atheris.Setup(argv, TestOneInput)
-        atheris.Fuzz()
-        return
-    iterations = int(argv[1]) if len(argv) > 1 else 10000
-    seed = int(argv[2]) if len(argv) > 2 else None
-    done = run_random(iterations, seed)
-    print(f"fuzz_ipp_codec: {done} random/mutational inputs, no failure")
+    _harness.fuzz_main(argv, TestOneInput, run_random, "fuzz_ipp_codec")
 
 
 if __name__ == "__main__":

@@ -19,22 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-if __name__ == "__main__":  # runnable from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when loaded by file path
+import _harness  # noqa: E402
 
-_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
-atheris = None
-if not _RANDOM_MODE:
-    try:
-        import atheris  # type: ignore[no-redef]
-    except ImportError:
-        atheris = None
-
-if atheris is not None:
-    with atheris.instrument_imports(include=["spoolproxy"]):
-        from spoolproxy import pdl
-else:
-    from spoolproxy import pdl
+pdl = _harness.instrumented_import("spoolproxy.pdl", __name__)
 
 _DIR = tempfile.mkdtemp(prefix="fuzz-pdl-engine-")
 _SRC = os.path.join(_DIR, "in")
@@ -71,14 +59,14 @@ def TestOneInput(data: bytes) -> None:
             assert not os.path.exists(_OUT + ".part")
 
 
-def _mutate(rng: random.Random, data: bytes) -> bytes:
+def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
     b = bytearray(data)
     for _ in range(rng.randint(1, 8)):
         op = rng.random()
         if op < 0.4 and b:
             b[rng.randrange(len(b))] = rng.randrange(256)
         elif op < 0.6:
-            b[rng.randint(0, len(b)):rng.randint(0, len(b))] = rng.choice(SEEDS)[: rng.randint(0, 64)]
+            b[rng.randint(0, len(b)):rng.randint(0, len(b))] = rng.choice(corpus)[: rng.randint(0, 64)]
         elif op < 0.8 and b:
             i = rng.randrange(len(b))
             del b[i:i + rng.randint(1, 16)]
@@ -87,18 +75,14 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(b)
 
 
-def run_random(n: int, seed: int | None = None) -> int:
-    rng = random.Random(seed)
-    for _ in range(n):
-        TestOneInput(_mutate(rng, rng.choice(SEEDS)) if rng.random() < 0.8 else rng.randbytes(rng.randint(0, 256)))
-    return n
+def run_random(iterations: int, seed: int | None = None) -> int:
+    return _harness.run_random(TestOneInput, SEEDS, mutate, iterations, seed, random_share=0.2,
+                               random_input=_harness.random_bytes(max_len=256))
+
+
+def main(argv: list[str]) -> None:
+    _harness.fuzz_main(argv, TestOneInput, run_random, "fuzz_pdl_engine")
 
 
 if __name__ == "__main__":
-    if atheris is not None:
-        atheris.Setup(sys.argv, TestOneInput)
-        atheris.Fuzz()
-    else:
-        n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-        run_random(n, int(sys.argv[2]) if len(sys.argv) > 2 else 0)
-        print(f"fuzz_pdl_engine: {n} inputs, no failure")
+    main(sys.argv)

@@ -10,27 +10,13 @@ scans to the same page count.
 from __future__ import annotations
 
 import io
-import random
 import sys
-import time
 from pathlib import Path
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when loaded by file path
+import _harness  # noqa: E402
 
-_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
-atheris = None
-if not _RANDOM_MODE:
-    try:
-        import atheris  # type: ignore[no-redef]
-    except ImportError:
-        atheris = None
-
-if atheris is not None:
-    with atheris.instrument_imports(include=["spoolproxy"]):
-        from spoolproxy.pdl import pclxl as pure
-else:
-    from spoolproxy.pdl import pclxl as pure
+pure = _harness.instrumented_import("spoolproxy.pdl.pclxl", __name__)
 from spoolproxy.pdl.model import PdlError  # noqa: E402
 
 try:
@@ -69,49 +55,18 @@ def seed_corpus() -> list[bytes]:
     return [_mixed(), w.end(), b"' HP-PCL XL;2;0\nBeginPage EndPage\n"]
 
 
-def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        i = rng.randrange(len(buf) + 1)
-        op = rng.randrange(6)
-        if op == 0 and i < len(buf):
-            buf[i] ^= 1 << rng.randrange(8)
-        elif op == 1 and i < len(buf):
-            buf[i] = rng.choice([0x00, 0x1B, 0x43, 0x44, 0xB1, 0xC1, 0xC8, 0xF8, 0xFA, 0xFB, 0xFF])
-        elif op == 2:
-            buf[i:i] = rng.randbytes(rng.randint(1, 8))
-        elif op == 3:
-            del buf[i:i + rng.randint(1, 8)]
-        elif op == 4:
-            del buf[i:]
-        else:
-            other = rng.choice(corpus)
-            buf[i:] = other[rng.randrange(len(other) + 1):]
-    return bytes(buf)
+mutate = _harness.mutator(
+    _harness.flip_bit, _harness.set_byte([0x00, 0x1B, 0x43, 0x44, 0xB1, 0xC1, 0xC8, 0xF8, 0xFA, 0xFB, 0xFF]),
+    _harness.insert_random(8), _harness.delete(8), _harness.truncate, _harness.splice_tail,
+)
 
 
 def run_random(iterations: int, seed: int | None = None) -> int:
-    seed = int(time.time()) if seed is None else seed
-    rng = random.Random(seed)
-    corpus = seed_corpus()
-    for n in range(iterations):
-        data = mutate(rng, rng.choice(corpus), corpus)
-        try:
-            TestOneInput(data)
-        except BaseException:
-            print(f"failing input (seed {seed}, iteration {n}): {data.hex()}", file=sys.stderr)
-            raise
-    return iterations
+    return _harness.run_random(TestOneInput, seed_corpus(), mutate, iterations, seed, random_share=0)
 
 
 def main(argv: list[str]) -> None:
-    if atheris is not None:
-        atheris.Setup(argv, TestOneInput)
-        atheris.Fuzz()
-        return
-    iterations = int(argv[1]) if len(argv) > 1 else 10000
-    seed = int(argv[2]) if len(argv) > 2 else None
-    print(f"fuzz_pdl_pclxl: {run_random(iterations, seed)} random/mutational inputs, no failure")
+    _harness.fuzz_main(argv, TestOneInput, run_random, "fuzz_pdl_pclxl")
 
 
 if __name__ == "__main__":

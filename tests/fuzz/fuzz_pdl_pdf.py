@@ -16,28 +16,14 @@ import importlib
 import io
 import random
 import sys
-import time
 import zlib
 from pathlib import Path
 
-if __name__ == "__main__":  # runnable from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when loaded by file path
+import _harness  # noqa: E402
 
-_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
-atheris = None
-if not _RANDOM_MODE:
-    try:
-        import atheris  # type: ignore[no-redef]
-    except ImportError:
-        atheris = None
-
-if atheris is not None:
-    with atheris.instrument_imports(include=["spoolproxy"]):
-        from spoolproxy.pdl import pdf as pure
-        from spoolproxy.pdl.model import PdlError
-else:
-    from spoolproxy.pdl import pdf as pure
-    from spoolproxy.pdl.model import PdlError
+pure = _harness.instrumented_import("spoolproxy.pdl.pdf", __name__)
+from spoolproxy.pdl.model import PdlError  # noqa: E402
 
 try:
     compiled = importlib.import_module("spoolproxy._ext.pdf")
@@ -125,56 +111,30 @@ _INTERESTING = [b"obj", b"endobj", b"R", b"<<", b">>", b"[", b"]", b"(", b")", b
                 b"/Kids [1 0 R]", b"99999999999 0 R", b"-1", b"1e308", b"%"]
 
 
-def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        i = rng.randrange(len(buf) + 1)
-        op = rng.randrange(6)
-        if op == 0 and i < len(buf):
-            buf[i] ^= 1 << rng.randrange(8)
-        elif op == 1:
-            buf[i:i] = rng.choice(_INTERESTING)
-        elif op == 2:
-            del buf[i:i + rng.randint(1, 16)]
-        elif op == 3:
-            buf[i:i] = rng.randbytes(rng.randint(1, 8))
-        elif op == 4:
-            other = rng.choice(corpus)
-            j = rng.randrange(len(other) + 1)
-            buf[i:i] = other[j:j + rng.randint(1, 64)]
-        elif op == 5 and i < len(buf):
-            c = buf[i]
-            if 48 <= c <= 57:
-                buf[i] = 48 + rng.randrange(10)
-    return bytes(buf)
+def _insert_from_corpus(rng: random.Random, buf: bytearray, i: int, corpus: list[bytes]) -> None:
+    other = rng.choice(corpus)
+    j = rng.randrange(len(other) + 1)
+    buf[i:i] = other[j:j + rng.randint(1, 64)]
+
+
+def _change_digit(rng: random.Random, buf: bytearray, i: int, corpus: list[bytes]) -> None:
+    if i < len(buf) and 48 <= buf[i] <= 57:
+        buf[i] = 48 + rng.randrange(10)
+
+
+mutate = _harness.mutator(
+    _harness.flip_bit, _harness.insert_token(_INTERESTING), _harness.delete(16), _harness.insert_random(8),
+    _insert_from_corpus, _change_digit,
+)
 
 
 def run_random(iterations: int, seed: int | None = None) -> int:
-    seed = int(time.time()) if seed is None else seed
-    rng = random.Random(seed)
-    corpus = seed_corpus()
-    for n in range(iterations):
-        data = mutate(rng, rng.choice(corpus), corpus)
-        try:
-            ok = _check(data)
-        except BaseException:
-            print(f"failing input (seed {seed}, iteration {n}): {data.hex()}", file=sys.stderr)
-            raise
-        if ok and len(corpus) < 128:
-            corpus.append(data)
-    return iterations
+    return _harness.run_random(_check, seed_corpus(), mutate, iterations, seed, random_share=0, corpus_limit=128)
 
 
 def main(argv: list[str]) -> None:
-    if atheris is not None:
-        atheris.Setup(argv, TestOneInput)
-        atheris.Fuzz()
-        return
-    iterations = int(argv[1]) if len(argv) > 1 else 2000
-    seed = int(argv[2]) if len(argv) > 2 else None
-    done = run_random(iterations, seed)
-    print(f"fuzz_pdl_pdf: {done} random/mutational inputs, no failure"
-          f" ({'both twins' if compiled is not None else 'pure twin only'})")
+    _harness.fuzz_main(argv, TestOneInput, run_random, "fuzz_pdl_pdf", default_iterations=2000,
+                       note=f" ({'both twins' if compiled is not None else 'pure twin only'})")
 
 
 if __name__ == "__main__":

@@ -18,29 +18,15 @@ from __future__ import annotations
 import importlib
 import random
 import sys
-import time
 import zlib
 from pathlib import Path
 from typing import NamedTuple
 
-if __name__ == "__main__":  # runnable from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when loaded by file path
+import _harness  # noqa: E402
 
-_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
-atheris = None
-if not _RANDOM_MODE:
-    try:
-        import atheris  # type: ignore[no-redef]
-    except ImportError:
-        atheris = None
-
-if atheris is not None:
-    with atheris.instrument_imports(include=["spoolproxy"]):
-        from spoolproxy.pdl import pdfcolor as pure
-        from spoolproxy.pdl.model import PdlError, UnsupportedFormat
-else:
-    from spoolproxy.pdl import pdfcolor as pure
-    from spoolproxy.pdl.model import PdlError, UnsupportedFormat
+pure = _harness.instrumented_import("spoolproxy.pdl.pdfcolor", __name__)
+from spoolproxy.pdl.model import PdlError, UnsupportedFormat  # noqa: E402
 
 try:
     compiled = importlib.import_module("spoolproxy._ext.pdfcolor")
@@ -205,58 +191,28 @@ def seed_corpus() -> list[bytes]:
     ]
 
 
-def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        i = rng.randrange(len(buf) + 1)
-        op = rng.randrange(7)
-        if op == 0 and i < len(buf):
-            buf[i] ^= 1 << rng.randrange(8)
-        elif op == 1:
-            buf[i:i] = b" " + rng.choice(WORDS) + b" "
-        elif op == 2:
-            buf[i:i] = rng.randbytes(rng.randint(1, 8))
-        elif op == 3:
-            del buf[i:i + rng.randint(1, 8)]
-        elif op == 4:
-            del buf[i:]
-        elif op == 5:
-            other = rng.choice(corpus)
-            buf[i:] = other[rng.randrange(len(other) + 1):]
-        elif op == 6 and buf:
-            j = rng.randrange(len(buf))
-            buf[i:i] = buf[j:j + rng.randint(1, 16)]
-    return bytes(buf)
+def _insert_word(rng: random.Random, buf: bytearray, i: int, corpus: list[bytes]) -> None:
+    buf[i:i] = b" " + rng.choice(WORDS) + b" "
+
+
+mutate = _harness.mutator(
+    _harness.flip_bit, _insert_word, _harness.insert_random(8), _harness.delete(8), _harness.truncate,
+    _harness.splice_tail, _harness.copy_within(16),
+)
+
+
+def _words(rng: random.Random) -> bytes:
+    return b" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30)))
 
 
 def run_random(iterations: int, seed: int | None = None) -> int:
-    seed = int(time.time()) if seed is None else seed
-    rng = random.Random(seed)
-    corpus = seed_corpus()
-    for n in range(iterations):
-        if rng.random() < 0.1:
-            data = b" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 30)))
-        else:
-            data = mutate(rng, rng.choice(corpus), corpus)
-        try:
-            answer = _check(data)
-        except BaseException:
-            print(f"failing input (seed {seed}, iteration {n}): {data!r}", file=sys.stderr)
-            raise
-        if answer is not False and len(corpus) < 256:
-            corpus.append(data)  # inputs that reach colour or doubt breed more
-    return iterations
+    # inputs that reach colour or doubt (or an error) breed more
+    return _harness.run_random(_check, seed_corpus(), mutate, iterations, seed, random_input=_words,
+                               breeds=lambda answer: answer is not False, show=repr)
 
 
 def main(argv: list[str]) -> None:
-    if atheris is not None:
-        atheris.Setup(argv, TestOneInput)
-        atheris.Fuzz()
-        return
-    iterations = int(argv[1]) if len(argv) > 1 else 10000
-    seed = int(argv[2]) if len(argv) > 2 else None
-    done = run_random(iterations, seed)
-    print(f"fuzz_pdl_pdfcolor: {done} random/mutational inputs, no failure")
+    _harness.fuzz_main(argv, TestOneInput, run_random, "fuzz_pdl_pdfcolor")
 
 
 if __name__ == "__main__":

@@ -13,27 +13,13 @@ and that the conversions of a countable document count the same pages.
 from __future__ import annotations
 
 import io
-import random
 import sys
-import time
 from pathlib import Path
 
-if __name__ == "__main__":  # runnable from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when loaded by file path
+import _harness  # noqa: E402
 
-_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
-atheris = None
-if not _RANDOM_MODE:
-    try:
-        import atheris  # type: ignore[no-redef]
-    except ImportError:
-        atheris = None
-
-if atheris is not None:
-    with atheris.instrument_imports(include=["spoolproxy"]):
-        from spoolproxy.pdl import postscript as pure
-else:
-    from spoolproxy.pdl import postscript as pure
+pure = _harness.instrumented_import("spoolproxy.pdl.postscript", __name__)
 from spoolproxy.pdl.model import TWO_SIDED_SHORT, PdlError  # noqa: E402
 
 try:
@@ -86,53 +72,18 @@ _TOKENS = [b"%%", b"\n", b"\r", b"\r\n", b"%%Page: 1 1\n", b"%%Pages: 2\n", b"%%
            b"/Tumble true", b"/NumCopies 5", b"/PageSize [1 2]", b"\x1b%-12345X", b"(atend)"]
 
 
-def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        i = rng.randrange(len(buf) + 1)
-        op = rng.randrange(6)
-        if op == 0 and i < len(buf):
-            buf[i] ^= 1 << rng.randrange(8)
-        elif op == 1:
-            buf[i:i] = rng.choice(_TOKENS)
-        elif op == 2:
-            buf[i:i] = rng.randbytes(rng.randint(1, 8))
-        elif op == 3:
-            del buf[i:i + rng.randint(1, 16)]
-        elif op == 4:
-            other = rng.choice(corpus)
-            buf[i:] = other[rng.randrange(len(other) + 1):]
-        elif op == 5 and buf:
-            j = rng.randrange(len(buf))
-            buf[i:i] = buf[j:j + rng.randint(1, 32)]
-    return bytes(buf)
+mutate = _harness.mutator(
+    _harness.flip_bit, _harness.insert_token(_TOKENS), _harness.insert_random(8), _harness.delete(16),
+    _harness.splice_tail, _harness.copy_within(32),
+)
 
 
 def run_random(iterations: int, seed: int | None = None) -> int:
-    seed = int(time.time()) if seed is None else seed
-    rng = random.Random(seed)
-    corpus = seed_corpus()
-    for n in range(iterations):
-        data = rng.randbytes(rng.randint(0, 64)) if rng.random() < 0.1 else mutate(rng, rng.choice(corpus), corpus)
-        try:
-            counted = _check(data)
-        except BaseException:
-            print(f"failing input (seed {seed}, iteration {n}): {data.hex()}", file=sys.stderr)
-            raise
-        if counted and len(corpus) < 256:
-            corpus.append(data)
-    return iterations
+    return _harness.run_random(_check, seed_corpus(), mutate, iterations, seed)
 
 
 def main(argv: list[str]) -> None:
-    if atheris is not None:
-        atheris.Setup(argv, TestOneInput)
-        atheris.Fuzz()
-        return
-    iterations = int(argv[1]) if len(argv) > 1 else 10000
-    seed = int(argv[2]) if len(argv) > 2 else None
-    done = run_random(iterations, seed)
-    print(f"fuzz_pdl_postscript: {done} random/mutational inputs, no failure")
+    _harness.fuzz_main(argv, TestOneInput, run_random, "fuzz_pdl_postscript")
 
 
 if __name__ == "__main__":

@@ -15,27 +15,13 @@ from __future__ import annotations
 
 import importlib
 import io
-import random
 import sys
-import time
 from pathlib import Path
 
-if __name__ == "__main__":  # runnable from a checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when loaded by file path
+import _harness  # noqa: E402
 
-_RANDOM_MODE = __name__ != "__main__" or (len(sys.argv) > 1 and sys.argv[1].isdigit())
-atheris = None
-if not _RANDOM_MODE:
-    try:
-        import atheris  # type: ignore[no-redef]
-    except ImportError:
-        atheris = None
-
-if atheris is not None:
-    with atheris.instrument_imports(include=["spoolproxy"]):
-        from spoolproxy.pdl import raster as pure
-else:
-    from spoolproxy.pdl import raster as pure
+pure = _harness.instrumented_import("spoolproxy.pdl.raster", __name__)
 from spoolproxy.pdl.model import TWO_SIDED_LONG, PdlError  # noqa: E402
 
 try:
@@ -116,59 +102,20 @@ def seed_corpus() -> list[bytes]:
 _INTERESTING = [0x00, 0x01, 0x02, 0x03, 0x04, 0x06, 0x12, 0x13, 0x14, 0x7F, 0x80, 0x81, 0xFE, 0xFF]
 
 
-def mutate(rng: random.Random, data: bytes, corpus: list[bytes]) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        i = rng.randrange(len(buf) + 1)
-        op = rng.randrange(7)
-        if op == 0 and i < len(buf):
-            buf[i] ^= 1 << rng.randrange(8)
-        elif op == 1 and i < len(buf):
-            buf[i] = rng.choice(_INTERESTING)
-        elif op == 2:
-            buf[i:i] = rng.randbytes(rng.randint(1, 8))
-        elif op == 3:
-            del buf[i:i + rng.randint(1, 8)]
-        elif op == 4:
-            del buf[i:]
-        elif op == 5:
-            other = rng.choice(corpus)
-            buf[i:] = other[rng.randrange(len(other) + 1):]
-        elif op == 6 and buf:
-            j = rng.randrange(len(buf))
-            buf[i:i] = buf[j:j + rng.randint(1, 16)]
-    return bytes(buf)
+mutate = _harness.mutator(
+    _harness.flip_bit, _harness.set_byte(_INTERESTING), _harness.insert_random(8), _harness.delete(8),
+    _harness.truncate, _harness.splice_tail, _harness.copy_within(16),
+)
 
 
 def run_random(iterations: int, seed: int | None = None) -> int:
     """Run the target on ``iterations`` generated inputs; return how many ran."""
-    seed = int(time.time()) if seed is None else seed
-    rng = random.Random(seed)
-    corpus = seed_corpus()
-    for n in range(iterations):
-        if rng.random() < 0.1:
-            data = rng.choice([b"RaS2", b"UNIRAST\x00", b""]) + rng.randbytes(rng.randint(0, 64))
-        else:
-            data = mutate(rng, rng.choice(corpus), corpus)
-        try:
-            ok = _check(data)
-        except BaseException:
-            print(f"failing input (seed {seed}, iteration {n}): {data.hex()}", file=sys.stderr)
-            raise
-        if ok and len(corpus) < 256:
-            corpus.append(data)
-    return iterations
+    return _harness.run_random(_check, seed_corpus(), mutate, iterations, seed,
+                               random_input=_harness.random_bytes(b"RaS2", b"UNIRAST\x00", b""))
 
 
 def main(argv: list[str]) -> None:
-    if atheris is not None:
-        atheris.Setup(argv, TestOneInput)
-        atheris.Fuzz()
-        return
-    iterations = int(argv[1]) if len(argv) > 1 else 10000
-    seed = int(argv[2]) if len(argv) > 2 else None
-    done = run_random(iterations, seed)
-    print(f"fuzz_pdl_raster: {done} random/mutational inputs, no failure")
+    _harness.fuzz_main(argv, TestOneInput, run_random, "fuzz_pdl_raster")
 
 
 if __name__ == "__main__":
