@@ -100,7 +100,8 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
             await nursery.start(service.run)
             await nursery.start(upstream.run)
             # one engine process per core but the one this process mostly uses
-            await nursery.start(Analyzer(store, settings.queues, workers=max(1, (os.cpu_count() or 2) - 1)).run)
+            await nursery.start(Analyzer(store, settings.queues, workers=max(1, (os.cpu_count() or 2) - 1),
+                                         on_ready=upstream.wake).run)
             nursery.start_soon(store.run_purger, settings.node.job_history)
             try:
                 listeners = await nursery.start(server.serve)

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import trio
 import trio_parallel
@@ -83,9 +83,12 @@ class Analyzer:
     ones a previous run did not finish)."""
 
     def __init__(self, store: JobStore, queues: Mapping[str, Any], *, workers: int = 1,
-                 processes: bool = True):
-        """``processes=False`` runs the engine in threads of this process (tests)."""
+                 processes: bool = True, on_ready: Callable[[str], None] | None = None):
+        """``processes=False`` runs the engine in threads of this process (tests).
+        ``on_ready(queue)`` is called when an analysed job of ``queue`` may be
+        delivered (the upstream service's wake)."""
         self.store = store
+        self.on_ready = on_ready
         self.queues = queues
         self.workers = workers
         self.processes = processes
@@ -146,6 +149,8 @@ class Analyzer:
         if failed and not job.is_final:
             self._uncountable(job, failed, getattr(q, "uncountable", "print"))
         await self.store.save(job)
+        if self.on_ready is not None and job.state == JobState.PENDING:
+            self.on_ready(job.queue)
 
     async def _run(self, run, limiter: trio.CapacityLimiter | None) -> dict[str, Any]:
         if self._context is None:

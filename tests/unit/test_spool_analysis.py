@@ -155,3 +155,13 @@ async def test_a_crashing_engine_worker_is_recorded_and_the_stage_goes_on(store)
                 await store.wait_changed()
         assert job.documents[0].analysis["pages"] == 3
         nursery.cancel_scope.cancel()
+
+
+async def test_the_upstream_is_woken_when_a_job_becomes_deliverable(store):
+    woken: list[str] = []
+    job = await closed_job(store, (TEXT_3_PAGES, "text/plain"))
+    await Analyzer(store, queues(), processes=False, on_ready=woken.append).analyze_job(job)
+    assert woken == ["q"]
+    held = await closed_job(store, (b"\x00junk", "application/octet-stream"))
+    await Analyzer(store, queues(uncountable="hold"), processes=False, on_ready=woken.append).analyze_job(held)
+    assert woken == ["q"]  # a held job is not deliverable: nobody is woken
