@@ -30,7 +30,7 @@ from .. import _twins
 from . import pjl
 from .model import (
     ONE_SIDED, TWO_SIDED_LONG, TWO_SIDED_SHORT, Analysis, ConversionError, DamagedDocument,
-    PageRun, PdlError, RunBuilder, UnsupportedFormat,
+    NeedsInterpreter, PageRun, PdlError, RunBuilder, UnsupportedFormat,
 )
 
 __all__ = ["analyze", "convert_grayscale", "convert_duplex", "GS_TIMEOUT"]
@@ -110,10 +110,7 @@ def _walk(f: BinaryIO, size: int) -> Iterator[tuple[_Section, tuple[PageRun, ...
         section = _Section(fmt, pos, header.body, dataclasses.replace(env))
         try:
             runs, end = _scan_section(f, section)
-        except PdlError as e:
-            if type(e).__name__ != "NeedsInterpreter":
-                raise
-            # PostScript without usable DSC: only an interpreter can count it
+        except NeedsInterpreter:  # PostScript without usable DSC: Ghostscript counts it
             runs, end = None, _uel_end(f, header.body, size)
         if end <= header.body:
             raise DamagedDocument(f"the {fmt} section at byte {header.body} does not end")

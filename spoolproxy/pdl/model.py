@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 __all__ = [
     "PdlError", "UnsupportedFormat", "DamagedDocument", "EncryptedDocument", "ConversionError",
+    "NeedsInterpreter",
     "ONE_SIDED", "TWO_SIDED_LONG", "TWO_SIDED_SHORT", "SIDES",
     "PageRun", "Analysis", "RunBuilder", "points_to_pwg", "inches_to_pwg",
 ]
@@ -34,6 +35,11 @@ class DamagedDocument(PdlError):
 
 class EncryptedDocument(PdlError):
     """The document is encrypted with a password we do not have."""
+
+
+class NeedsInterpreter(PdlError):
+    """The document can only be counted by running it (PostScript without usable DSC
+    page comments): the engine hands it to Ghostscript."""
 
 
 class ConversionError(PdlError):

@@ -50,7 +50,8 @@ import re
 from typing import Iterator
 
 from spoolproxy.pdl.model import (
-    ONE_SIDED, TWO_SIDED_LONG, TWO_SIDED_SHORT, PageRun, PdlError, RunBuilder, points_to_pwg,
+    ONE_SIDED, TWO_SIDED_LONG, TWO_SIDED_SHORT, PageRun, RunBuilder, points_to_pwg,
+    NeedsInterpreter,
 )
 
 __all__ = ["NeedsInterpreter", "scan", "to_grayscale", "to_duplex", "CHUNK", "LOOK", "LINE_MAX",
@@ -63,11 +64,6 @@ VALUE_WINDOW = 128    # a key's value must start and end within this many bytes 
 MAX_MEDIA_NAMES = 64  # %%DocumentMedia entries remembered
 MAX_COLOR_NAMES = 16  # process colour names remembered per set
 UEL = b"\x1b%-12345X"
-
-
-class NeedsInterpreter(PdlError):
-    """The PostScript has no usable DSC page structure (no %%Page: comments and no
-    %%Pages: count, or counts that disagree): only an interpreter can count it."""
 
 
 _DELIM = rb"[ \t\r\n\f\x00()<>\[\]{}/%]"
