@@ -63,7 +63,7 @@ import struct
 
 from .model import (
     ONE_SIDED, TWO_SIDED_LONG, TWO_SIDED_SHORT, ConversionError, DamagedDocument, PdlError,
-    RunBuilder, inches_to_pwg,
+    RunBuilder,
 )
 
 __all__ = [
