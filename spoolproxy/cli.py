@@ -110,7 +110,7 @@ def _job_size(job: Any) -> int:
 
 
 def _job_pages(job: Any) -> int | None:
-    from .spool.analysis import job_totals
+    from .spool.job import job_totals
     totals = job_totals(job) if getattr(job, "analyzed", False) else None
     if totals is not None:
         return totals["impressions"]

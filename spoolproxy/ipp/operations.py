@@ -19,8 +19,7 @@ import trio
 
 from ..config import Settings
 from ..spool.errors import SpoolError
-from ..spool.analysis import job_totals
-from ..spool.job import Document, Job
+from ..spool.job import Document, Job, job_totals
 from . import codec, printer as printer_mod
 from .model import JobState, Op, PrinterState, Status, Tag
 from .printer import QueueView, build_attributes, date_time, queue_uuid, select

@@ -24,7 +24,7 @@ import trio_parallel
 
 from .. import pdl
 from ..ipp.model import JobState
-from .job import Job
+from .job import Job, job_totals
 from .store import JobStore
 
 log = logging.getLogger("spoolproxy.analysis")
@@ -59,19 +59,6 @@ def summary(a: pdl.Analysis) -> dict[str, Any]:
                   for (color, sides, media, copies), n in kinds.items()],
         "warnings": list(a.warnings[:10]),
     }
-
-
-def job_totals(job: Job) -> dict[str, int] | None:
-    """pages, impressions, color_impressions and sheets of the whole job (document
-    copies included, IPP copies not), or None while any document is not counted."""
-    totals = {"pages": 0, "impressions": 0, "color_impressions": 0, "sheets": 0}
-    for doc in job.documents:
-        a = doc.analysis
-        if not a or "error" in a:
-            return None
-        for k in totals:
-            totals[k] += int(a.get(k, 0))
-    return totals
 
 
 def _failure(e: BaseException) -> dict[str, Any]:

@@ -97,3 +97,16 @@ class Job:
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 _DOC_FIELDS = tuple(f.name for f in dataclasses.fields(Document))
 _DELIVERY_FIELDS = tuple(f.name for f in dataclasses.fields(Delivery))
+
+
+def job_totals(job: Job) -> dict[str, int] | None:
+    """pages, impressions, color_impressions and sheets of the whole job (document
+    copies included, IPP copies not), or None while any document is not counted."""
+    totals = {"pages": 0, "impressions": 0, "color_impressions": 0, "sheets": 0}
+    for doc in job.documents:
+        a = doc.analysis
+        if not a or "error" in a:
+            return None
+        for k in totals:
+            totals[k] += int(a.get(k, 0))
+    return totals
