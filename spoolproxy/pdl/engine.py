@@ -8,7 +8,7 @@ as spoolproxy._twins decides) with the PJL settings as its defaults; QTY multipl
 the pages of the section.
 
 Pages whose colour a scanner cannot decide (PDF content it cannot evaluate,
-PostScript, which only an interpreter can run) are rendered by Ghostscript's
+PostScript, which only an interpreter can run, colour JPEG images) are rendered by Ghostscript's
 inkcov device in a sandboxed subprocess, unless ``ghostscript=False``; then they
 stay undecided (``color=None``) and the caller's policy decides.
 
@@ -151,7 +151,7 @@ def analyze(source, claimed: str | None = None, *, ghostscript: bool = True,
                 if not ghostscript:
                     raise UnsupportedFormat("PostScript without DSC page comments needs Ghostscript to count it")
                 runs = _interpret(f, section, end, size, gs_timeout)
-            if ghostscript and section.fmt in (PDF, POSTSCRIPT) and any(r.color is None for r in runs):
+            if ghostscript and section.fmt in (PDF, POSTSCRIPT, JPEG) and any(r.color is None for r in runs):
                 try:
                     runs = _decide_colors(f, section, end, size, runs, gs_timeout, warnings)
                 except PdlError as e:  # no gs, a timeout, a crash: the count stands, colour stays open
@@ -201,10 +201,12 @@ def _decide_colors(f, section: _Section, end: int, size: int, runs, timeout: flo
                    warnings: list[str]) -> tuple[PageRun, ...]:
     """Fill in undecided page colours from Ghostscript's inkcov."""
     gs = _gs()
-    suffix = ".pdf" if section.fmt == PDF else ".ps"
+    suffix = {PDF: ".pdf", JPEG: ".jpg"}.get(section.fmt, ".ps")
     with _section_file(f, section.body, end, size, suffix) as path:
         if section.fmt == PDF:
             colors = _pdf_colors(gs, path, runs, timeout)
+        elif section.fmt == JPEG:
+            colors = [gs.is_color(gs.jpeg_inkcov(path, timeout=timeout))]
         else:
             colors = [gs.is_color(c) for c in gs.inkcov(path, timeout=timeout)]
     pages = sum(r.count for r in runs)
@@ -268,7 +270,7 @@ def _pdf_colors(gs, path: str, runs, timeout: float) -> list[bool | None]:
 # --- formats without a scanner module: a page each, or lines of text ---------------
 
 def _jpeg_color(f: BinaryIO, start: int) -> bool | None:
-    """Gray for a one-component JPEG; otherwise undecided (it would take decoding)."""
+    """Gray for a one-component JPEG; otherwise undecided (Ghostscript decides)."""
     f.seek(start + 2)
     for _ in range(256):  # markers before the frame header
         marker = f.read(4)

@@ -316,6 +316,22 @@ def inkcov(path: str | os.PathLike, first: int | None = None, last: int | None =
     return parse_inkcov(data)
 
 
+def jpeg_inkcov(path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT, *,
+                resolution: int = 75) -> tuple[float, float, float, float]:
+    """Ink coverage of a JPEG image printed as one page of its own size (gs's
+    viewjpeg.ps; only that file may be read), with inkcov's neutral-gray setup."""
+    doc = os.path.abspath(os.fspath(path))
+    name = _ps_string(doc)
+    setup = (f"(viewjpeg.ps) runlibfile {name} viewJPEGgetsize 2 array astore "
+             f"<< /PageSize 3 -1 roll >> setpagedevice {INKCOV_SETUP} {name} viewJPEG showpage")
+    args = ["-sDEVICE=inkcov", f"-r{int(resolution)}", *INKCOV_FLAGS, f"--permit-file-read={doc}"]
+    data, _ = _run(args, doc, timeout, setup=setup, output_name="inkcov.txt", name_document=False)
+    pages = parse_inkcov(data)
+    if len(pages) != 1:
+        raise GhostscriptError(f"Ghostscript rendered {len(pages)} pages of a JPEG image")
+    return pages[0]
+
+
 def _is_pdf(path: str | os.PathLike) -> bool:
     try:
         with open(path, "rb") as f:

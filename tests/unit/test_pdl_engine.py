@@ -80,3 +80,18 @@ def test_without_ghostscript_the_count_stands_and_colour_stays_undecided(tmp_pat
     a = pdl.analyze(write(tmp_path, "dsc.ps", DSC_PS))
     assert a.pages == 2 and list(a.page_colors()) == [None, None]
     assert "left undecided" in a.warnings[-1]
+
+
+def test_colour_of_an_rgb_jpeg_is_decided_by_ghostscript(tmp_path):
+    gs = peers.require("gs")
+    import subprocess
+    for name, color in (("c", True), ("g", False)):
+        # an RGB JPEG either way (jpeg device): only the pixels tell a gray photo from a colour one
+        src = tmp_path / f"{name}.ps"
+        setc = "1 0 0 setrgbcolor" if color else "0.4 0.4 0.4 setrgbcolor"
+        src.write_text(f"%!\n<< /PageSize [200 100] >> setpagedevice {setc} 20 20 120 60 rectfill showpage\n")
+        jpg = tmp_path / f"{name}.jpg"
+        subprocess.run([gs, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=jpeg", "-r72",
+                        f"-sOutputFile={jpg}", str(src)], check=True, timeout=60)
+        assert list(pdl.analyze(jpg, ghostscript=False).page_colors()) == [None]
+        assert list(pdl.analyze(jpg).page_colors()) == [color]
