@@ -656,38 +656,41 @@ TestStoreMachine.settings = settings(max_examples=40, stateful_step_count=30, de
                                      suppress_health_check=[HealthCheck.too_slow])
 
 
-async def test_directory_fsync_is_shared_by_concurrent_spools(tmp_path, monkeypatch):
-    """Concurrent documents share directory fsyncs, and none returns before an fsync
-    that started after its file was written."""
-    import threading
-    import time as _time
+async def test_each_spooled_document_and_its_directory_entry_are_fsynced_before_return(tmp_path, monkeypatch):
+    """spool_document returns only after the file's fsync and a directory fsync that
+    came after the file was created, for every one of concurrent documents."""
     from spoolproxy.spool import store as store_mod
 
-    log: list[tuple[str, float]] = []
-    lock = threading.Lock()
+    events: list[tuple[str, object]] = []
+    real_fsync = os.fsync
 
-    def slow_fsync_dir(path):
-        with lock:
-            log.append(("start", _time.monotonic()))
-        _time.sleep(0.05)
+    def logged_fsync(fd):
+        events.append(("file", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
 
-    monkeypatch.setattr(store_mod, "fsync_dir", slow_fsync_dir)
-    finished: list[tuple[float, float]] = []
+    def logged_fsync_dir(path):
+        events.append(("dir", set(os.listdir(path))))
+
+    monkeypatch.setattr(store_mod.os, "fsync", logged_fsync)
+    monkeypatch.setattr(store_mod, "fsync_dir", logged_fsync_dir)
+    returned: dict[str, int] = {}
     with Database(tmp_path / "db", sync=False) as db:
         store = JobStore(db, tmp_path / "spool", fsync=True)
 
         async def one(i):
             async def body():
                 yield b"x" * (i + 1)
-            begun = _time.monotonic()
-            await store.spool_document(body())
-            finished.append((begun, _time.monotonic()))
+                await trio.sleep(0)
+            name, _ = await store.spool_document(body())
+            returned[name] = len(events)
 
         async with trio.open_nursery() as n:
             for i in range(20):
                 n.start_soon(one, i)
-    starts = [t for kind, t in log]
-    assert len(finished) == 20
-    assert 1 <= len(starts) < 20  # grouped
-    for begun, _ in finished:
-        assert any(s >= begun for s in starts)  # covered by an fsync that began later
+    assert len(returned) == 20
+    for name, seen in returned.items():
+        before = events[:seen]
+        synced = [k for k, (kind, what) in enumerate(before) if kind == "file" and what.endswith("/" + name)]
+        assert synced, f"{name} returned before its fsync"
+        assert any(kind == "dir" and name in what for kind, what in before[synced[0]:]), \
+            f"{name} returned before a directory fsync that saw it"
