@@ -24,13 +24,16 @@ PACKAGE = "spoolproxy"
 
 
 class Formatter(logging.Formatter):
-    """``DATE TIME LEVEL name: message``, level padded to 5 and the package prefix dropped."""
+    """``DATE TIME LEVEL name: message``, level padded to 5 and the package prefix dropped.
+
+    Built by hand rather than from a %-template on a copy of the record: the node
+    logs a line per job, and this is on the path of every accepted job."""
 
     def __init__(self, *, timestamps: bool = True, full_names: bool = False) -> None:
-        fmt = "%(asctime)s %(levelname)-5s %(name)s: %(message)s" if timestamps \
-            else "%(levelname)-5s %(name)s: %(message)s"
-        super().__init__(fmt, datefmt="%Y-%m-%d %H:%M:%S")
+        super().__init__(datefmt="%Y-%m-%d %H:%M:%S")
+        self.timestamps = timestamps
         self.full_names = full_names
+        self._cache = (-1, "")  # (second, its timestamp): one tuple, so threads see a pair
 
     def short_name(self, name: str) -> str:
         if not name.startswith(PACKAGE + "."):
@@ -38,12 +41,27 @@ class Formatter(logging.Formatter):
         rest = name[len(PACKAGE) + 1:]
         return rest if self.full_names else rest.split(".", 1)[0]
 
+    def _time(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached, stamp = self._cache
+        if second != cached:  # strftime once a second, not once a line
+            stamp = self.formatTime(record, self.datefmt)
+            self._cache = (second, stamp)
+        return stamp
+
     def format(self, record: logging.LogRecord) -> str:
-        # format a copy: other handlers may see the same record
-        rec = logging.makeLogRecord(record.__dict__)
-        rec.name = self.short_name(record.name)
-        rec.levelname = _SHORT_LEVEL.get(record.levelname, record.levelname)
-        return super().format(rec)
+        record.message = record.getMessage()
+        level = _SHORT_LEVEL.get(record.levelname, record.levelname)
+        line = f"{level:<5} {self.short_name(record.name)}: {record.message}"
+        if self.timestamps:
+            line = f"{self._time(record)} {line}"
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
 
 
 class _Handler(logging.StreamHandler):
