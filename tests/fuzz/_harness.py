@@ -206,3 +206,31 @@ def fuzz_main(
     seed = int(argv[2]) if len(argv) > 2 else None
     done = run_random(iterations, seed)
     print(f"{name}: {done} random/mutational inputs, no failure{note}")
+
+
+def check_scanner_twins(pure, compiled, data: bytes, two_sided: str) -> bool:
+    """The checks of a target for a scanner with conversions (PCL 5, PostScript):
+    only PdlError escapes ``scan``, the twins agree, and what counts converts to
+    grayscale and to duplex with the same page count. True when ``data`` counted."""
+    import io
+
+    from spoolproxy.pdl.model import PdlError
+
+    def outcome(mod, blob: bytes):
+        try:
+            return mod.scan(io.BytesIO(blob))
+        except PdlError as e:
+            return type(e)
+
+    got = outcome(pure, data)
+    if compiled is not None:
+        assert outcome(compiled, data) == got, "the twins disagree"
+    if not isinstance(got, tuple):
+        return False
+    assert got[1] <= len(data)
+    for convert in (pure.to_grayscale, lambda f, o: pure.to_duplex(f, o, two_sided)):
+        out = io.BytesIO()
+        convert(io.BytesIO(data), out)
+        again = outcome(pure, out.getvalue())
+        assert isinstance(again, tuple) and sum(r.count for r in again[0]) == sum(r.count for r in got[0])
+    return True

@@ -12,7 +12,6 @@ and that the conversions of a countable document count the same pages.
 """
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness, also when 
 import _harness  # noqa: E402
 
 pure = _harness.instrumented_import("spoolproxy.pdl.pcl", __name__)
-from spoolproxy.pdl.model import TWO_SIDED_SHORT, PdlError  # noqa: E402
+from spoolproxy.pdl.model import TWO_SIDED_SHORT  # noqa: E402
 
 try:
     from spoolproxy._ext import pcl as compiled
@@ -28,27 +27,9 @@ except ImportError:
     compiled = None
 
 
-def _outcome(mod, data: bytes):
-    try:
-        return mod.scan(io.BytesIO(data))
-    except PdlError as e:
-        return type(e)
-
-
 def _check(data: bytes) -> bool:
     """The checks of TestOneInput; True when ``data`` counted."""
-    got = _outcome(pure, data)
-    if compiled is not None:
-        assert _outcome(compiled, data) == got, "the twins disagree"
-    if not isinstance(got, tuple):
-        return False
-    assert got[1] <= len(data)
-    for convert in (pure.to_grayscale, lambda f, o: pure.to_duplex(f, o, TWO_SIDED_SHORT)):
-        out = io.BytesIO()
-        convert(io.BytesIO(data), out)
-        again = _outcome(pure, out.getvalue())
-        assert isinstance(again, tuple) and sum(r.count for r in again[0]) == sum(r.count for r in got[0])
-    return True
+    return _harness.check_scanner_twins(pure, compiled, data, TWO_SIDED_SHORT)
 
 
 def TestOneInput(data: bytes) -> None:
