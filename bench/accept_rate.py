@@ -356,6 +356,9 @@ fsync = {'true' if fsync else 'false'}
 listen = "127.0.0.1"
 port = 0
 
+[web]
+enabled = false
+
 [queues.{PROXY_QUEUE}]
 printer = "socket://127.0.0.1:{sink_port}"
 default = true

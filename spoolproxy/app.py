@@ -30,6 +30,7 @@ class NodeInfo:
     state_dir: Path
     queues: dict[str, str] = field(default_factory=dict)  # name -> client URI
     recovered: int = 0
+    web_port: int | None = None  # None: web.enabled is false
 
 
 def _url_host(listen: str, configured: str | None) -> str:
@@ -81,6 +82,9 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
     from .ipp.operations import PrinterService
     from .ipp.server import IppServer
     from .spool import JobStore
+    from .ledger import Ledger
+    from .ledger.charge import Charger
+    from .policy.admission import Admission
     from .spool.analysis import Analyzer
     from .upstream import Upstream
 
@@ -88,20 +92,29 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.time()
     with _node_lock(state_dir), Database(state_dir / "db", sync=settings.node.fsync) as db:
-        store = JobStore(db, state_dir / "spool", fsync=settings.node.fsync, analysis=True)
+        ledger = Ledger(db)
+        money = settings.ledger.money
+        charger = Charger(ledger, money)
+        store = JobStore(db, state_dir / "spool", fsync=settings.node.fsync, analysis=True,
+                         on_save=charger.on_save)
         recovered = store.recover()
         if recovered:
             log.info("recovered %d unfinished job(s) from %s", len(recovered), state_dir)
-        upstream = Upstream(settings, store)
+        admission = Admission(ledger, settings.queues, settings.ledger, store, money=money)
+        admission.load_recent()
+        upstream = Upstream(settings, store, charger=charger)
         service = PrinterService(settings, store, upstream, started=started, detect=pdl.detect)
         server = IppServer(settings, service)
         async with trio.open_nursery() as nursery:
             await nursery.start(db.run)
+            refunded = await charger.settle(store)
+            if refunded:
+                log.info("refunded %d job(s) that ended unprinted before the last stop", refunded)
             await nursery.start(service.run)
             await nursery.start(upstream.run)
             # one engine process per core but the one this process mostly uses
             await nursery.start(Analyzer(store, settings.queues, workers=max(1, (os.cpu_count() or 2) - 1),
-                                         on_ready=upstream.wake).run)
+                                         on_ready=upstream.wake, admission=admission).run)
             nursery.start_soon(store.run_purger, settings.node.job_history)
             try:
                 listeners = await nursery.start(server.serve)
@@ -117,7 +130,30 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
                 info.queues[name] = uri
                 log.info("IPP queue %-12s %s -> %s (%s)%s", name, uri, q.printer, q.mode,
                          " [default]" if name == settings.default_queue else "")
+            if settings.web.enabled:
+                info.web_port = await _start_web(nursery, settings, info, started=started, store=store,
+                                                   ledger=ledger)
             task_status.started(info)
+
+
+async def _start_web(nursery: trio.Nursery, settings: Settings, info: NodeInfo, *, started: float, store,
+                     ledger=None) -> int:
+    """The web server (admin API, ...) as a task of the node's nursery; returns its port."""
+    from .web import AdminTokenError, WebContext, admin_token, create_app, serve_web
+
+    try:
+        token = admin_token(settings)  # logs where it is, never the token
+    except (OSError, AdminTokenError) as e:
+        raise NodeStartError(f"cannot set up the admin API token: {e}") from None
+    app = create_app(WebContext(settings, token, started=started, queue_uris=dict(info.queues), store=store,
+                                    ledger=ledger))
+    try:
+        bound = await nursery.start(serve_web, settings, app)
+    except OSError as e:
+        raise ListenError(f"cannot listen for web on {settings.web.listen}:{settings.web.port}: "
+                          f"{e.strerror or e}") from None
+    log.info("web  %s://%s:%d/", bound.scheme, _url_host(settings.web.listen, settings.ipp.hostname), bound.port)
+    return bound.port
 
 
 def serve(settings: Settings) -> None:

@@ -7,6 +7,10 @@
                          [--which not-completed|completed|all] [--user U] [--json]
     spoolproxy jobs show [--config FILE] [--state-dir DIR] [--json] ID
     spoolproxy jobs cancel [--config FILE] [--state-dir DIR] ID
+    spoolproxy users import|list|show|set ...     (see cli_ledger.py)
+    spoolproxy accounts list|show|set ...
+    spoolproxy balance show|topup|adjust ACCOUNT [AMOUNT --comment TEXT]
+    spoolproxy transactions [--account A] [--user U] [--kind K] [--job ID] [--since T] [--until T]
 
 Without --config the file named by $SPOOLPROXY_CONFIG is used, else the embedded
 defaults. Exit status: 0 success, 1 the command failed (unknown job, no node state,
@@ -604,6 +608,16 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
                   f" {a['sheets']} sheet(s)" + (f", {a['undecided']} undecided" if a.get("undecided") else ""))
     if isinstance(job.extra, dict) and job.extra.get("uncounted"):
         print(f"  printed uncounted: {job.extra['uncounted']}")
+    charge = job.extra.get("charge") if isinstance(job.extra, dict) else None
+    if charge:
+        money = settings.ledger.money
+        status = ("refunded" if charge.get("refunded") else f"charged ({charge['txn']})" if charge.get("txn")
+                  else "not charged yet")
+        print("charge")
+        for k, v in (("account", charge.get("account")), ("cost", money(int(charge.get("cost", 0)))),
+                     ("how", charge.get("detail", "")), ("status", status),
+                     ("filters", ", ".join(charge.get("applied") or ()) or "-")):
+            print(f"  {k:<17} {v}")
     print("delivery")
     for k, v in delivery:
         print(f"  {k:<17} {v}")
@@ -733,6 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     state_options(sp)
     sp.add_argument("id", type=_positive_int, metavar="ID")
     sp.set_defaults(func=cmd_jobs_cancel)
+
+    from .cli_ledger import add_parsers
+    add_parsers(sub, state_options)
 
     p.set_defaults(func=None, parser=p)
     return p

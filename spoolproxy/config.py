@@ -22,6 +22,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .ledger.cost import CostSettings
+from .policy.filters import FilterSettings
+
 PRINTER_SCHEMES = ("ipp", "ipps", "http", "socket", "folder")
 ENV_CONFIG = "SPOOLPROXY_CONFIG"  # default config file of the `spoolproxy` command
 # names inside the state directory that belong to the node itself
@@ -95,6 +98,63 @@ class IppSettings(_Section):
         return v
 
 
+class WebSettings(_Section):
+    """The web server (ASGI on hypercorn): admin API, MFD/release API, release page."""
+
+    enabled: bool = True
+    listen: str = "0.0.0.0"
+    port: int = Field(8632, ge=0, le=65535)
+    # bearer token of the admin API; None: a random one kept in STATE_DIR/admin-token (0600)
+    admin_token: str | None = Field(None, repr=False)
+    # TLS (https): both or neither, PEM files
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        return IppSettings._listen(v)
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if len(v) < 16 or not all(c.isascii() and (c.isalnum() or c in "-._~+/=") for c in v):
+            raise ValueError("must be at least 16 characters of letters, digits and -._~+/= "
+                             "(leave it out and the node makes one in STATE_DIR/admin-token)")
+        return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "WebSettings":
+        if (self.certfile is None) != (self.keyfile is None):
+            missing = "keyfile" if self.keyfile is None else "certfile"
+            raise _KeyError((missing,), "TLS needs both certfile and keyfile (or neither, for plain http)")
+        return self
+
+
+class LedgerSettings(_Section):
+    """Money and users (node-wide). Amounts are integers in minor units (cents)."""
+
+    currency: str = Field("", max_length=8, description="symbol shown with amounts, e.g. EUR or $")
+    decimals: int = Field(2, ge=0, le=4, description="minor units per major unit: 10**decimals")
+    unknown_users: Literal["create", "deny"] = Field(
+        "create", description="a job from a user the ledger does not know: create the user, or deny it")
+    new_user_restricted: bool = Field(False, description="users created on first print are restricted")
+    new_user_credit: int = Field(0, ge=0, description="starting balance of users created on first print")
+
+    def money(self, amount: int) -> str:
+        """An amount for people: 1.50, $1.50 or 1.50 EUR (a code goes after)."""
+        from .ledger.cost import format_money
+        if self.currency.isalpha() and len(self.currency) > 1:
+            return f"{format_money(amount, self.decimals)} {self.currency}"
+        return format_money(amount, self.decimals, self.currency)
+
+    def parse(self, text: str) -> int:
+        from .ledger.cost import parse_money
+        return parse_money(text, self.decimals)
+
+
 class QueueSettings(_Section):
     printer: str = Field(description="ipp://host:port/path, socket://host:9100 or folder:DIR")
     mode: Literal["direct", "hold"] = "direct"
@@ -112,6 +172,9 @@ class QueueSettings(_Section):
         "print", description="print it flagged as uncounted, hold it for an administrator, or cancel it")
     ghostscript: bool = Field(True, description="render undecided pages with Ghostscript (sandboxed)")
     analysis_timeout: float = Field(120.0, gt=0, description="seconds one Ghostscript run may take")
+    # what a page costs here, and the filters and restrictions of this queue
+    cost: CostSettings = CostSettings()
+    filters: FilterSettings = FilterSettings()
 
     @field_validator("printer")
     @classmethod
@@ -146,6 +209,8 @@ def _default_queues() -> dict[str, QueueSettings]:
 class Settings(_Section):
     node: NodeSettings = NodeSettings()
     ipp: IppSettings = IppSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    web: WebSettings = WebSettings()
     queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
 
     @model_validator(mode="after")

@@ -26,7 +26,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import lmdb
 import msgpack
@@ -37,6 +37,9 @@ import trio
 TABLES: tuple[str, ...] = (
     "meta",
     "jobs",
+    # the ledger (spoolproxy.ledger)
+    "users", "cards", "idents", "groups", "accounts", "account_codes", "balances",
+    "txns", "txn_ids", "account_txns",
 )
 MAX_DBS = 64  # room for later tables without touching existing environments
 
@@ -99,9 +102,37 @@ class DbStats:
     ops: int = 0  # puts and deletes committed
 
 
+class WriteTxn:
+    """What a :meth:`Database.transact` function sees: reads and writes inside one
+    write transaction, values packed and unpacked as everywhere else."""
+
+    __slots__ = ("_txn", "_db")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]):
+        self._txn = txn
+        self._db = dbs
+
+    def get(self, table: str, key: bytes) -> Any | None:
+        raw = self._txn.get(key, db=self._db[table])
+        return None if raw is None else unpack(raw)
+
+    def put(self, table: str, key: bytes, value: Any) -> None:
+        self._txn.put(key, pack(value), db=self._db[table])
+
+    def delete(self, table: str, key: bytes) -> bool:
+        return self._txn.delete(key, db=self._db[table])
+
+    def last_key(self, table: str) -> bytes | None:
+        cur = self._txn.cursor(db=self._db[table])
+        return bytes(cur.key()) if cur.last() else None
+
+
 @dataclass(eq=False)
 class _Request:
     ops: list[tuple[Any, bytes, bytes | None]]
+    # a function run inside the write transaction (Database.transact) instead of ops
+    fn: Callable[[WriteTxn], Any] | None = None
+    result: Any = None
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
 
@@ -198,6 +229,20 @@ class Database:
             raw = txn.get(key)
             return None if raw is None else unpack(raw)
 
+    def reader(self, table: str) -> Callable[[bytes], Any | None]:
+        """A get() for one table with the lookups done once: the hot read path (the
+        credit check). Valid while the database is open."""
+        env, db = self._live(), self._table(table)
+        if db is None:
+            return lambda key: None
+
+        def get(key: bytes, _begin=env.begin, _unpack=unpack) -> Any | None:
+            with _begin(db=db, buffers=True) as txn:
+                raw = txn.get(key)
+                return None if raw is None else _unpack(raw)
+
+        return get
+
     def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
         """(key, value) for every key starting with prefix, in key order.
 
@@ -230,6 +275,42 @@ class Database:
             if done or not chunk:
                 return
             pos = chunk[-1][0] + b"\x00"
+
+    def scan_reverse(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
+        """scan() from the greatest key down (newest first for u64 keys)."""
+        db = self._table(table)
+        if db is None:
+            self._live()
+            return
+        succ = _successor(prefix)
+        pos: bytes | None = None  # exclusive upper bound of the next chunk
+        while True:
+            chunk: list[tuple[bytes, Any]] = []
+            done = False
+            with self._live().begin(db=db, buffers=True) as txn:
+                cur = txn.cursor()
+                bound = pos if pos is not None else succ
+                if bound is None:
+                    ok = cur.last()
+                elif cur.set_range(bound):
+                    ok = cur.prev()
+                else:
+                    ok = cur.last()
+                while ok:
+                    k = bytes(cur.key())
+                    if not k.startswith(prefix):
+                        done = True
+                        break
+                    chunk.append((k, unpack(cur.value())))
+                    if len(chunk) >= _SCAN_CHUNK:
+                        break
+                    ok = cur.prev()
+                else:
+                    done = True
+            yield from chunk
+            if done or not chunk:
+                return
+            pos = chunk[-1][0]
 
     def last(self, table: str, prefix: bytes = b"") -> tuple[bytes, Any] | None:
         """The record with the greatest key starting with prefix, or None."""
@@ -277,15 +358,30 @@ class Database:
             out.append((db, key, None if value is None else pack(value)))
         return out
 
-    def _commit(self, groups: list[list[tuple[Any, bytes, bytes | None]]]) -> None:
-        """Apply groups in one write transaction (runs in a worker thread)."""
+    def _commit(self, reqs: list[_Request]) -> None:
+        """Apply requests in one write transaction (runs in a worker thread).
+
+        A transact() function runs in a nested transaction of its own: if it raises,
+        only its own writes are undone and only its caller sees the error; the
+        others' commit goes on."""
         with self._wlock:
             env = self._live()
             n = 0
             try:
                 with env.begin(write=True) as txn:
-                    for ops in groups:
-                        for db, key, value in ops:
+                    for r in reqs:
+                        r.error = None
+                        if r.fn is not None:
+                            try:
+                                with env.begin(write=True, parent=txn) as child:
+                                    r.result = r.fn(WriteTxn(child, self._dbs))
+                            except (lmdb.MapFullError, DatabaseError):
+                                raise
+                            except Exception as e:
+                                r.error = e
+                            n += 1
+                            continue
+                        for db, key, value in r.ops:
                             if value is None:
                                 txn.delete(key, db=db)
                             else:
@@ -296,7 +392,7 @@ class Database:
             except lmdb.Error as e:
                 raise DatabaseError(f"{self.path}: write failed: {e}") from e
             self.stats.commits += 1
-            self.stats.requests += len(groups)
+            self.stats.requests += len(reqs)
             self.stats.ops += n
 
     def write_now(self, ops: list[Op]) -> None:
@@ -304,7 +400,30 @@ class Database:
         writer's queue: do not mix with concurrent write() calls on the same keys."""
         prepared = self._prepare(ops)
         if prepared:
-            self._commit([prepared])
+            self._commit([_Request(prepared, done=None)])  # type: ignore[arg-type]
+
+    def transact_now(self, fn: Callable[[WriteTxn], Any]) -> Any:
+        """transact(), synchronously on this thread (CLI tools, startup)."""
+        self._check_writable()
+        req = _Request([], fn, done=None)  # type: ignore[arg-type]
+        self._commit([req])
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise DatabaseError(f"{self.path}: opened read-only")
+        self._live()
+
+    async def transact(self, fn: Callable[[WriteTxn], Any]) -> Any:
+        """Run ``fn(txn)`` inside the writer's next grouped write transaction and
+        return its result once committed. ``fn`` runs in a worker thread, may run
+        more than once (a failed group is retried request by request), and must
+        only touch the database through ``txn``. If it raises, none of its writes
+        are applied and the error is raised here."""
+        self._check_writable()
+        return await self._submit(_Request([], fn))
 
     async def write(self, ops: list[Op]) -> None:
         """Apply ops atomically and durably; returns once committed.
@@ -315,16 +434,19 @@ class Database:
         if not prepared:
             await trio.lowlevel.checkpoint()
             return
+        await self._submit(_Request(prepared))
+
+    async def _submit(self, req: _Request) -> Any:
         queue = self._queue
         if queue is not None:
-            req = _Request(prepared)
             queue.send_nowait(req)
             await req.done.wait()
-            if req.error is not None:
-                raise req.error
-            return
-        async with self._order:
-            await trio.to_thread.run_sync(self._commit, [prepared], limiter=self._limiter)
+        else:
+            async with self._order:
+                await trio.to_thread.run_sync(self._commit, [req], limiter=self._limiter)
+        if req.error is not None:
+            raise req.error
+        return req.result
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer task: ``await nursery.start(db.run)``. On cancellation it
@@ -367,8 +489,7 @@ class Database:
 
     async def _commit_requests(self, batch: list[_Request]) -> None:
         try:
-            await trio.to_thread.run_sync(self._commit, [r.ops for r in batch],
-                                          limiter=self._limiter)
+            await trio.to_thread.run_sync(self._commit, batch, limiter=self._limiter)
         except Exception as e:
             if len(batch) == 1:
                 batch[0].error = e
@@ -376,7 +497,7 @@ class Database:
                 # Isolate: retry each request alone so that only the culprit fails.
                 for r in batch:
                     try:
-                        await trio.to_thread.run_sync(self._commit, [r.ops], limiter=self._limiter)
+                        await trio.to_thread.run_sync(self._commit, [r], limiter=self._limiter)
                     except Exception as e1:
                         r.error = e1
         for r in batch:

@@ -664,6 +664,8 @@ def _toml_value(v: Any) -> str:
         return f'"{s}"'
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):  # an inline table: queues.q.cost = {gray = 10, ...}
+        return "{" + ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {v!r} to TOML")
 
 
@@ -703,6 +705,7 @@ class Node(Peer):
                  name: str | None = None) -> None:
         super().__init__(workdir, name)
         self.port = port or free_port()
+        self.web_port = free_port()
         self.queues = {q: dict(v) for q, v in queues.items()}
         self.settings = {k: dict(v) for k, v in (settings or {}).items()}
         self.extra_env = dict(env or {})
@@ -715,6 +718,10 @@ class Node(Peer):
         for section, values in self.settings.items():
             data[section] = dict(values)
         data.setdefault("ipp", {}).update({"listen": "127.0.0.1", "port": self.port})
+        # the web API on a port of its own (8632 may be taken by another node on this machine)
+        web = data.setdefault("web", {})
+        web.setdefault("listen", "127.0.0.1")
+        web.setdefault("port", self.web_port)
         data["queues"] = {q: v for q, v in self.queues.items()}
         self.config_path.write_text(to_toml(data))
 

@@ -144,7 +144,9 @@ def analyze(source, claimed: str | None = None, *, ghostscript: bool = True,
         builder = RunBuilder()
         warnings: list[str] = []
         formats: list[str] = []
+        account = None
         for section, runs, end in _walk(f, size):
+            account = account or section.env.account
             if section.fmt not in formats:
                 formats.append(section.fmt)
             if runs is None:
@@ -162,7 +164,7 @@ def analyze(source, claimed: str | None = None, *, ghostscript: bool = True,
         fmt = formats[0] if len(formats) == 1 else _sniffer().detect(_window(f, 0))
         if len(formats) > 1:
             warnings.append("several languages in one job: " + ", ".join(formats))
-        return Analysis(fmt, builder.runs(), tuple(warnings), claimed)
+        return Analysis(fmt, builder.runs(), tuple(warnings), claimed, account)
 
 
 # --- Ghostscript for what the scanners cannot decide ---------------------------------

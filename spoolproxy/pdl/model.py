@@ -93,6 +93,7 @@ class Analysis:
     runs: tuple[PageRun, ...] = ()
     warnings: tuple[str, ...] = ()  # what a person may want to know (repaired xref, ...)
     claimed: str | None = None      # the document-format the client gave, if any
+    account: str | None = None      # the account a PJL header names (SET ACCOUNT, JOBATTR ACCT)
 
     @property
     def format_mismatch(self) -> bool:

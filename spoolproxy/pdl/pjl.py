@@ -45,6 +45,8 @@ PAPER = {
     "C5": (16200, 22900), "MONARCH": (inches_to_pwg(3.875), inches_to_pwg(7.5)),
 }
 
+ACCOUNT_VARIABLES = frozenset({"ACCOUNT", "ACCT", "ACCOUNTCODE", "ACCOUNTID", "ACCOUNT_ID",
+                               "ACCOUNTNUMBER"})
 _SET = re.compile(rb"@PJL[ \t]+SET[ \t]+(?:LPARM[ \t]*:[ \t]*\w+[ \t]+)?(\w+)[ \t]*=[ \t]*\"?([^\"\r\n]*?)\"?[ \t]*\r?$",
                   re.IGNORECASE)
 _ENTER = re.compile(rb"@PJL[ \t]+ENTER[ \t]+LANGUAGE[ \t]*=[ \t]*(\w+)", re.IGNORECASE)
@@ -65,6 +67,9 @@ class Env:
     paper: str | None = None
     rendermode: str | None = None
     in_job: bool = False
+    # who the driver says pays: SET ACCOUNT=..., or JOBATTR="ACCT=..." (drivers that
+    # do job accounting in PJL; the value keeps its case)
+    account: str | None = None
 
     def reset(self) -> None:
         in_job = self.in_job
@@ -158,7 +163,14 @@ def _apply(line: bytes, env: Env) -> str | None:
         return m[1].decode("ascii").upper()
     m = _SET.match(line.rstrip(b"\r"))
     if m:
-        env.set(m[1].decode("ascii"), m[2].decode("latin-1"))
+        name, value = m[1].decode("ascii").upper(), m[2].decode("latin-1").strip()
+        if name == "JOBATTR" and "=" in value:
+            name, value = value.split("=", 1)
+            name, value = name.strip().lstrip("@").upper(), value.strip()
+        if name in ACCOUNT_VARIABLES:
+            env.account = value or None
+        else:
+            env.set(name, value)
         return None
     m = _COMMAND.match(line)
     command = m[1].upper() if m else b""

@@ -14,6 +14,7 @@ never silently free or silently lost (DESIGN.md, Conventions).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import functools
 import logging
 import time
@@ -58,6 +59,7 @@ def summary(a: pdl.Analysis) -> dict[str, Any]:
         "kinds": [[n, color, sides, list(media) if media else None, copies]
                   for (color, sides, media, copies), n in kinds.items()],
         "warnings": list(a.warnings[:10]),
+        "account": a.account,
     }
 
 
@@ -70,11 +72,15 @@ class Analyzer:
     ones a previous run did not finish)."""
 
     def __init__(self, store: JobStore, queues: Mapping[str, Any], *, workers: int = 1,
-                 processes: bool = True, on_ready: Callable[[str], None] | None = None):
+                 processes: bool = True, on_ready: Callable[[str], None] | None = None,
+                 admission: Any = None):
         """``processes=False`` runs the engine in threads of this process (tests).
         ``on_ready(queue)`` is called when an analysed job of ``queue`` may be
-        delivered (the upstream service's wake)."""
+        delivered (the upstream service's wake). ``admission`` (policy.admission)
+        decides on each counted job - who pays, filters, conversions, credit -
+        before it is saved as analysed."""
         self.store = store
+        self.admission = admission
         self.on_ready = on_ready
         self.queues = queues
         self.workers = workers
@@ -135,7 +141,12 @@ class Analyzer:
         failed = [d for d in job.documents if "error" in (d.analysis or {})]
         if failed and not job.is_final:
             self._uncountable(job, failed, getattr(q, "uncountable", "print"))
+        if self.admission is not None and not job.is_final:
+            await self.admission.admit(job, functools.partial(self._call, limiter=limiter))
+        replaced = job.extra.pop("replaced_files", [])
         await self.store.save(job)
+        for name in replaced:  # the originals of converted documents (recover() would too)
+            self.store.discard_file(name)
         if self.on_ready is not None and job.state == JobState.PENDING:
             self.on_ready(job.queue)
 
@@ -147,6 +158,15 @@ class Analyzer:
         except trio_parallel.BrokenWorkerError as e:
             log.error("the document engine's worker died on %s: %s", run.args[0], e)
             return {"error": "the document engine crashed on this document", "kind": "EngineCrash"}
+
+    async def _call(self, fn, *args, limiter: trio.CapacityLimiter | None = None) -> Any:
+        """fn(*args) in a worker (conversions); a worker that dies is a ConversionError."""
+        if self._context is None:
+            return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
+        try:
+            return await self._context.run_sync(fn, *args, kill_on_cancel=True, limiter=limiter)
+        except trio_parallel.BrokenWorkerError as e:
+            raise pdl.ConversionError(f"the document engine crashed ({e})") from None
 
     @staticmethod
     def _uncountable(job: Job, failed, mode: str) -> None:
@@ -168,9 +188,19 @@ def _analyze(path, claimed: str, ghostscript: bool, timeout: float) -> dict[str,
     """In a worker thread: the summary, or a failure record. A bug in a scanner
     must not take the node down on a hostile document: it is recorded and logged."""
     try:
-        return summary(pdl.analyze(path, claimed=claimed, ghostscript=ghostscript, gs_timeout=timeout))
+        result = summary(pdl.analyze(path, claimed=claimed, ghostscript=ghostscript, gs_timeout=timeout))
+        result["sha256"] = _sha256(path)  # what duplicate detection compares
+        return result
     except (pdl.PdlError, OSError) as e:
         return _failure(e)
     except Exception as e:  # noqa: BLE001 - see the docstring
         log.exception("the document engine failed on %s", path)
         return _failure(e)
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -24,13 +24,13 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import AsyncIterable, BinaryIO, Iterable, Iterator
+from typing import Any, AsyncIterable, BinaryIO, Callable, Iterable, Iterator
 
 import trio
 from sortedcontainers import SortedDict
 
 from ..fsutil import fsync_dir
-from ..db import Database, DatabaseError, job_key, key_job_id
+from ..db import Database, DatabaseError, WriteTxn, job_key, key_job_id
 from ..ipp.model import JobState
 from .errors import (CorruptRecord, DocumentMissing, DocumentTooLarge, JobNotFound, SpoolError,
                      SpoolFull)
@@ -83,6 +83,15 @@ def _write_chunk(path: Path, fd: int, buf: list[bytes]) -> int:
     return fd
 
 
+def _with_ops(ops: list[tuple[str, bytes, Any]], fns: list[Callable[[WriteTxn], Any]]):
+    def fn(t: WriteTxn) -> None:
+        for f in fns:
+            f(t)
+        for table, key, value in ops:
+            t.put(table, key, value)
+    return fn
+
+
 def _queue_dict(index: dict[str, SortedDict], queue: str) -> SortedDict:
     d = index.get(queue)
     if d is None:
@@ -99,8 +108,13 @@ def _unlink_quiet(path: Path) -> None:
 
 class JobStore:
     def __init__(self, db: Database, spool_dir: Path | str, *, fsync: bool = True,
-                 analysis: bool = False):
+                 analysis: bool = False,
+                 on_save: Callable[[Job], Callable[[WriteTxn], Any] | None] | None = None):
         self.db = db
+        # on_save(job) is called on every job being saved, before its record is taken;
+        # a function it returns runs in the same write transaction as the record (the
+        # ledger's refund of a charged job that ends without printing: both or neither)
+        self.on_save = on_save
         # analysis=True: a job is deliverable only once the document engine has seen it
         # (spool.analysis.Analyzer sets job.analyzed); the node runs that way
         self.analysis = analysis
@@ -289,9 +303,14 @@ class JobStore:
         """Commit several jobs in one transaction (all or nothing)."""
         jobs = list(jobs)
         ops = []
+        fns = []
         for job in jobs:
             if self._jobs.get(job.id) is not job:
                 raise JobNotFound(job.id)
+            if self.on_save is not None:
+                fn = self.on_save(job)
+                if fn is not None:
+                    fns.append(fn)
             ops.append((JOBS, job_key(job.id), job.to_record()))
             self._index(job)
             self._claimed.add(job.id)
@@ -300,7 +319,10 @@ class JobStore:
             return
         ops.append((META, NEXT_ID_KEY, self._next_id))
         try:
-            await self.db.write(ops)
+            if fns:
+                await self.db.transact(_with_ops(ops, fns))
+            else:
+                await self.db.write(ops)
         except DatabaseError as e:
             raise SpoolError(f"cannot save job {', '.join(str(j.id) for j in jobs)}: {e}") from e
         for job in jobs:
@@ -340,6 +362,11 @@ class JobStore:
         self._unregister(job)
         for d in job.documents:
             self.discard_file(d.path)
+
+    def new_file_name(self) -> str:
+        """A fresh spool file name (for a converted document); the file is the caller's
+        to create, and recover() removes it if no saved job refers to it."""
+        return f"{FILE_PREFIX}{uuid.uuid4().hex}"
 
     def discard_file(self, name: str) -> None:
         """Remove a spool file no saved job refers to (synchronous)."""

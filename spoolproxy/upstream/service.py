@@ -69,8 +69,9 @@ class Lane:
     """One queue: its backend, status, worker and poller."""
 
     def __init__(self, name: str, qs: QueueSettings, store: Any, backend: Backend, *,
-                 follow_interval: float = 1.0) -> None:
+                 follow_interval: float = 1.0, charger: Any = None) -> None:
         self.name = name
+        self.charger = charger  # ledger.charge.Charger: debits each job as it goes out
         self.qs = qs
         self.store = store
         self.backend = backend
@@ -213,6 +214,13 @@ class Lane:
             # delivered before and pending again (restarted): a new delivery from scratch
             job.delivery = Delivery(attempts=job.delivery.attempts)
             job.extra.pop("upstream", None)
+        if self.charger is not None:
+            from ..ledger.charge import ChargeRefused
+            try:
+                await self.charger.charge(job)  # the credit is checked again, now
+            except ChargeRefused as e:
+                await self._finish(job, Outcome(JobState.ABORTED, [e.reason], str(e)))
+                return
         self.current = job
         if not self.backend.reports_state and not self.offline:
             self._set_status(PrinterState.PROCESSING, ["none"], "", reachable=self.status.reachable)
@@ -397,13 +405,14 @@ class Upstream:
     """Delivery of spooled jobs to the printers of every queue (see module doc)."""
 
     def __init__(self, settings: Settings, store: Any, *, follow_interval: float = 1.0,
-                 backends: dict[str, Backend] | None = None) -> None:
+                 backends: dict[str, Backend] | None = None, charger: Any = None) -> None:
         self.settings = settings
         self.store = store
         self.lanes: dict[str, Lane] = {}
         for name, qs in settings.queues.items():
             backend = (backends or {}).get(name) or make_backend(settings, name)
-            self.lanes[name] = Lane(name, qs, store, backend, follow_interval=follow_interval)
+            self.lanes[name] = Lane(name, qs, store, backend, follow_interval=follow_interval,
+                                    charger=charger)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Run every queue's worker and poller until cancelled. Reports started once

@@ -720,6 +720,9 @@ state_dir = "{tmp_path / 'live-state'}"
 [ipp]
 listen = "127.0.0.1"
 port = {self.port}
+[web]
+listen = "127.0.0.1"
+port = 0
 [queues.held]
 printer = "folder:out"
 mode = "hold"

@@ -27,8 +27,16 @@ def test_example_config_sets_every_key_the_schema_has():
         data = tomllib.load(f)
     assert set(data["node"]) == set(config.NodeSettings.model_fields)
     assert set(data["ipp"]) == set(config.IppSettings.model_fields)
+    assert set(data["web"]) == set(config.WebSettings.model_fields)
+    assert set(data["ledger"]) == set(config.LedgerSettings.model_fields)
     used = set().union(*(q.keys() for q in data["queues"].values()))
     assert used == set(config.QueueSettings.model_fields)
+    from spoolproxy.ledger.cost import CostSettings
+    from spoolproxy.policy.filters import FilterSettings
+    assert set().union(*(q.get("cost", {}).keys() for q in data["queues"].values())) \
+        == set(CostSettings.model_fields)
+    assert set().union(*(q.get("filters", {}).keys() for q in data["queues"].values())) \
+        == set(FilterSettings.model_fields)
 
 
 def test_service_unit_runs_the_example_paths():
@@ -57,5 +65,9 @@ def test_readme_config_shows_every_key_with_its_default():
                  for line in block.splitlines() if line.lstrip().startswith("# ") and "=" in line}
     assert set(data["node"]) | commented >= set(config.NodeSettings.model_fields)
     assert set(data["ipp"]) | commented >= set(config.IppSettings.model_fields)
+    assert set(data["web"]) | commented >= set(config.WebSettings.model_fields)
+    assert set(data["ledger"]) | commented >= set(config.LedgerSettings.model_fields)
     (queue,) = data["queues"].values()
     assert set(queue) | commented >= set(config.QueueSettings.model_fields)
+    assert set(queue["cost"]) | commented >= set(config.CostSettings.model_fields)
+    assert set(queue["filters"]) | commented >= set(config.FilterSettings.model_fields)

@@ -28,6 +28,7 @@ def settings_for(tmp_path: Path, ipp: dict | None = None, **queue) -> config.Set
     return config.from_mapping({
         "node": {"state_dir": str(tmp_path / "state")},
         "ipp": {"listen": "127.0.0.1", "port": 0, **(ipp or {})},
+        "web": {"listen": "127.0.0.1", "port": 0},
         "queues": {"demo": q},
     })
 
@@ -330,6 +331,7 @@ def test_serve_reports_a_busy_port_as_a_start_error(tmp_path):
         port = taken.getsockname()[1]
         s = config.from_mapping({"node": {"state_dir": str(tmp_path / "st")},
                                  "ipp": {"listen": "127.0.0.1", "port": port},
+                                 "web": {"enabled": False},
                                  "queues": {"q": {"printer": f"folder:{tmp_path / 'o'}"}}})
         with pytest.raises(ListenError, match=f"127.0.0.1:{port}"):
             serve(s)

@@ -167,3 +167,23 @@ def test_conversion_of_unconvertible_format_is_a_typed_error(tmp_path):
     with pytest.raises(pdl.ConversionError):
         pdl.convert_grayscale(src, tmp_path / "out")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.part").exists()
+
+
+@pytest.mark.parametrize("line,account", [
+    (b'@PJL SET JOBATTR="@ACCT=Physics Lab"', "Physics Lab"),
+    (b'@PJL SET JOBATTR="ACCOUNT=p-42"', "p-42"),
+    (b"@PJL SET ACCOUNTCODE=0815", "0815"),
+    (b'@PJL SET JOBATTR="JobAcct1=alice"', None),  # other job attributes are not accounts
+])
+def test_the_account_a_driver_names_keeps_its_case(line, account):
+    _, env = header(UEL + b"@PJL JOB\r\n" + line + b"\r\n@PJL ENTER LANGUAGE=PCL\r\n")
+    assert env.account == account
+    assert env.copies == 1  # and nothing else changed
+
+
+def test_the_engine_reports_the_pjl_account(tmp_path):
+    doc = (UEL + b'@PJL JOB\r\n@PJL SET JOBATTR="@ACCT=Chemistry"\r\n@PJL ENTER LANGUAGE=PCL\r\n'
+           b"\x1bEpage one\x0c\x1bE" + UEL + b"@PJL EOJ\r\n" + UEL)
+    a = pdl.analyze(io.BytesIO(doc), ghostscript=False)
+    assert a.account == "Chemistry" and a.pages == 1
+    assert pdl.analyze(io.BytesIO(b"\x1bEplain\x0c\x1bE"), ghostscript=False).account is None

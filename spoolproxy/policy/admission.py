@@ -1,0 +1,285 @@
+"""The admission stage of the job path: after the document engine has counted a
+job and before it may be delivered or held, decide who pays, apply the queue's
+filters and conversions, price it, and check the credit.
+
+A refused job ends aborted with a job-state-message that says exactly why and
+what it would have cost (never a silent drop). An admitted job carries its plan
+in ``job.extra["charge"]`` (see spoolproxy.ledger.charge); the debit itself is
+made when the job goes to the printer, where the credit is checked again.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable, Mapping
+
+from .. import pdl
+from ..config import LedgerSettings, QueueSettings
+from ..ipp import codec
+from ..ipp.model import JobState, Tag
+from ..ipp.types import Attribute
+from ..ledger import Ledger, LedgerError, personal, shared
+from ..ledger.cost import job_cost
+from ..spool.job import Job, job_totals
+from .filters import Decision, Facts, applies, duplicate_message, evaluate
+
+log = logging.getLogger("spoolproxy.policy")
+
+MONOCHROME = ("monochrome", "process-monochrome", "bi-level", "process-bi-level", "auto-monochrome")
+# PWG 5100.7 (IPP Job Extensions); a PJL header's account comes from the engine
+ACCOUNT_ATTRIBUTES = ("job-account-id",)
+Runner = Callable[..., Awaitable[Any]]
+
+
+class Admission:
+    def __init__(self, ledger: Ledger, queues: Mapping[str, QueueSettings], settings: LedgerSettings,
+                 store: Any, *, money: Callable[[int], str]):
+        self.ledger = ledger
+        self.queues = queues
+        self.settings = settings
+        self.store = store
+        self.money = money
+        self._recent: dict[str, tuple[int, float]] = {}  # fingerprint -> (job id, created)
+        self._pruned_at = 1024
+
+    def load_recent(self, now: float | None = None) -> None:
+        """Startup: remember the admitted jobs still inside their queue's duplicate window."""
+        now = time.time() if now is None else now
+        for job in self.store.jobs(which="all"):
+            fp = job.extra.get("fingerprint")
+            q = self.queues.get(job.queue)
+            if fp and q is not None and now - job.created <= q.filters.duplicate_window:
+                self._remember(fp, job)
+
+    def _remember(self, fp: str, job: Job) -> None:
+        self._recent[fp] = (job.id, job.created)
+        if len(self._recent) > 2 * self._pruned_at:  # amortised: forget what no window covers
+            horizon = job.created - max(q.filters.duplicate_window for q in self.queues.values())
+            self._recent = {k: v for k, v in self._recent.items() if v[1] >= horizon}
+            self._pruned_at = max(1024, len(self._recent))
+
+    async def admit(self, job: Job, run: Runner) -> None:
+        """Decide on an analysed job (mutates it; the caller saves). ``run(fn, *args)``
+        runs CPU-heavy work (conversions) off the event loop."""
+        q = self.queues.get(job.queue)
+        if q is None or job.is_final or "charge" in job.extra:
+            return
+        try:
+            await self._admit(job, q, run)
+        except LedgerError as e:
+            self._deny(job, "aborted-by-system", f"The print server could not check the account: {e}.")
+
+    async def _admit(self, job: Job, q: QueueSettings, run: Runner) -> None:
+        user = self.ledger.user(job.user)
+        if user is None:
+            if self.settings.unknown_users == "deny":
+                return self._deny(job, "account-authorization-failed",
+                                  f"User {job.user!r} is not known to this print server.")
+            user = await self.ledger.update_user(
+                job.user, {"restricted": self.settings.new_user_restricted}, create=True,
+                initial_credit=self.settings.new_user_credit)
+            log.info("user %r created on first print (%s)", user.name,
+                     "restricted" if user.restricted else "unrestricted")
+        if user.disabled:
+            return self._deny(job, "account-closed", f"The user {user.name!r} is disabled.")
+        attrs = _attributes(job)
+        account = personal(user.name)
+        restricted = user.restricted
+        named = _named_account(attrs) or next(
+            (d.analysis["account"] for d in job.documents if (d.analysis or {}).get("account")), "")
+        if named:
+            acct = self.ledger.account(named) or self.ledger.account_by_code(named)
+            if acct is None:
+                return self._deny(job, "account-authorization-failed",
+                                  f"There is no shared account {named!r}.")
+            if not acct.may_use(user):
+                return self._deny(job, "account-authorization-failed",
+                                  f"{user.name!r} may not charge the shared account {acct.name!r}.")
+            if acct.disabled:
+                return self._deny(job, "account-closed", f"The shared account {acct.name!r} is disabled.")
+            account = shared(acct.name)
+        facts = self._facts(job, attrs, user.groups, restricted)
+        decision = evaluate(facts, q.filters, job.queue)
+        sides = "two-sided-long-edge" if decision.duplex and _sides(attrs) in (None, "one-sided") else None
+        cost = job_cost(job, q.cost, gray=decision.gray, sides=sides)
+        would = (f" This job would have cost {self.money(cost.total)} ({cost.describe(self.money)})."
+                 if cost is not None else "")
+        if decision.denied:
+            return self._deny(job, decision.reason, decision.deny + would)
+        if cost is not None and q.filters.max_cost and cost.total > q.filters.max_cost \
+                and (q.filters.scope == "all" or restricted):
+            return self._deny(job, "job-canceled-by-system",
+                              f"Jobs on {job.queue} may cost at most {self.money(q.filters.max_cost)}.{would}")
+        total = cost.total if cost is not None else 0
+        credit = self.ledger.check(account, total)
+        if not credit.ok:
+            whose = "your account" if account == personal(user.name) else f"the account {account.split(':', 1)[1]!r}"
+            if credit.reason == "not enough credit":
+                message = (f"Not enough credit: this job costs {self.money(total)}"
+                           f"{f' ({cost.describe(self.money)})' if cost is not None else ''} and {whose} "
+                           f"has {self.money(credit.available)} available.")
+                return self._deny(job, "account-limit-reached", message)
+            return self._deny(job, "account-closed", f"The job cannot be charged: {credit.reason}.")
+        fp = _fingerprint(job, attrs) if q.filters.duplicate_window and applies(q.filters, facts) else None
+        if fp is not None:
+            # checked and claimed with no await in between: of two copies admitted at
+            # the same time, exactly one is the original
+            seen = self._recent.get(fp)
+            if (seen is not None and seen[0] != job.id and abs(job.created - seen[1]) <= q.filters.duplicate_window
+                    and self.store.get(seen[0]) is not None):
+                return self._deny(job, "job-canceled-by-system",
+                                  duplicate_message(seen[0], abs(job.created - seen[1]), q.filters, job.queue))
+            self._remember(fp, job)
+            job.extra["fingerprint"] = fp
+        if decision.gray or decision.duplex:
+            failed = await self._convert(job, decision, run)
+            if failed:
+                if fp is not None and self._recent.get(fp, (0,))[0] == job.id:
+                    del self._recent[fp]
+                job.extra.pop("fingerprint", None)
+                return self._deny(job, "document-unprintable-error", failed)
+            job.attributes = _set_attributes(attrs, gray=decision.gray, sides=sides)
+        job.extra["charge"] = {
+            "account": account, "cost": total, "n": 1,
+            "detail": cost.describe(self.money) if cost is not None else "not counted: not charged",
+            "pages": cost.pages if cost is not None else None,
+            "color_pages": cost.color_pages if cost is not None else None,
+            "applied": decision.applied,
+        }
+
+    def _facts(self, job: Job, attrs: list[Attribute], groups, restricted: bool) -> Facts:
+        copies = _int(attrs, "copies", 1)
+        totals = job_totals(job)
+        mono = _keyword(attrs, "print-color-mode") in MONOCHROME
+        media = {tuple(k[3]) for d in job.documents for k in (d.analysis or {}).get("kinds", ())
+                 if k[3]}
+        names = tuple(n for n in [job.name, *(d.name for d in job.documents)] if n)
+        return Facts(
+            user=job.user, groups=tuple(groups), restricted=restricted, names=names,
+            size=sum(d.size for d in job.documents), copies=copies, counted=totals is not None,
+            pages=(totals["impressions"] * copies) if totals else 0,
+            color_pages=0 if mono or not totals else totals["color_impressions"] * copies,
+            media=tuple(sorted(media)))
+
+    async def _convert(self, job: Job, d: Decision, run: Runner) -> str:
+        """Convert each document that needs it into a new spool file; '' or why not."""
+        replaced: list[str] = []
+        for doc in job.documents:
+            a = doc.analysis or {}
+            if "error" in a:
+                if d.gray:
+                    return ("This queue prints in grayscale only, and the document could not be "
+                            "counted to convert it.")
+                continue
+            gray = d.gray and (a.get("color_impressions", 0) or a.get("undecided", 0))
+            duplex = d.duplex and a.get("format") != "application/pdf"  # PDF: the sides attribute
+            if not gray and not duplex:
+                continue
+            name = self.store.new_file_name()
+            dst = self.store.path(name)
+            try:
+                if gray:
+                    await run(pdl.convert_grayscale, str(self.store.path(doc)), str(dst))
+                else:
+                    await run(pdl.convert_duplex, str(self.store.path(doc)), str(dst),
+                              "two-sided-long-edge")
+            except pdl.PdlError as e:
+                self.store.discard_file(name)
+                if gray:
+                    return f"This queue prints in grayscale only, and the document could not be converted: {e}."
+                log.info("job %d document %d: printed two-sided by the sides attribute (%s)",
+                         job.id, doc.number, e)
+                continue
+            except BaseException:
+                self.store.discard_file(name)
+                raise
+            replaced.append(doc.path)
+            doc.path = name
+            doc.size = os.stat(dst).st_size
+            if gray:
+                _gray_summary(a)
+                a["converted"] = "grayscale"
+        if replaced:
+            job.extra.setdefault("replaced_files", []).extend(replaced)
+        return ""
+
+    def _deny(self, job: Job, reason: str, message: str) -> None:
+        job.state = JobState.ABORTED
+        job.state_reasons = [reason]
+        job.state_message = message
+        job.completed = time.time()
+        log.info("job %d (%s, user %s) refused: %s", job.id, job.queue, job.user, message)
+
+
+def _attributes(job: Job) -> list[Attribute]:
+    if not job.attributes:
+        return []
+    try:
+        return codec.decode_attributes(job.attributes)
+    except codec.CodecError:
+        return []
+
+
+def _value(attrs: list[Attribute], name: str) -> Any:
+    for a in attrs:
+        if a.name == name and a.values and not a.is_out_of_band():
+            return a.values[0]
+    return None
+
+
+def _int(attrs: list[Attribute], name: str, default: int) -> int:
+    v = _value(attrs, name)
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
+
+
+def _keyword(attrs: list[Attribute], name: str) -> str | None:
+    v = _value(attrs, name)
+    v = getattr(v, "text", v)
+    return v if isinstance(v, str) else None
+
+
+def _sides(attrs: list[Attribute]) -> str | None:
+    return _keyword(attrs, "sides")
+
+
+def _named_account(attrs: list[Attribute]) -> str:
+    for name in ACCOUNT_ATTRIBUTES:
+        v = _keyword(attrs, name)
+        if v and v.strip():
+            return v.strip()
+    return ""
+
+
+def _set_attributes(attrs: list[Attribute], *, gray: bool, sides: str | None) -> bytes:
+    """The job's attributes with the conversions' print-color-mode and sides, so that
+    the printer is told too and Get-Job-Attributes shows what will be printed."""
+    out = [a for a in attrs if not ((gray and a.name == "print-color-mode")
+                                    or (sides and a.name == "sides"))]
+    if gray:
+        out.append(Attribute("print-color-mode", Tag.KEYWORD, ["monochrome"]))
+    if sides:
+        out.append(Attribute("sides", Tag.KEYWORD, [sides]))
+    return codec.encode_attributes(out)
+
+
+def _gray_summary(a: dict[str, Any]) -> None:
+    a["color_impressions"] = 0
+    a["undecided"] = 0
+    merged: dict[tuple, int] = {}
+    for n, _color, sides, media, copies in a.get("kinds", ()):
+        key = (sides, tuple(media) if media else None, copies)
+        merged[key] = merged.get(key, 0) + n
+    a["kinds"] = [[n, False, s, list(m) if m else None, c] for (s, m, c), n in merged.items()]
+
+
+def _fingerprint(job: Job, attrs: list[Attribute]) -> str | None:
+    """Same user, queue, copies and document bytes: a duplicate."""
+    hashes = [(d.analysis or {}).get("sha256") for d in job.documents]
+    if not hashes or not all(hashes):
+        return None
+    h = hashlib.sha256()
+    for part in (job.user, job.queue, str(_int(attrs, "copies", 1)), *hashes):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()

@@ -1,0 +1,147 @@
+"""The node's ASGI application (FastAPI).
+
+URLs that MFD vendors and scripts rely on, stable across versions:
+
+    /api/openapi.json        the OpenAPI document
+    /api/docs                its Swagger UI
+    /api/v1/health           liveness, no authentication
+    /api/v1/admin/...        the admin API: Authorization: Bearer ADMIN_TOKEN
+
+A router plugs in through the lists below (or ``create_app(ctx, routers=...,
+admin_routers=...)``): a router in ADMIN_ROUTERS is mounted under /api/v1/admin behind
+:func:`spoolproxy.web.auth.require_admin`; one in ROUTERS under /api/v1 as it is. Its
+routes reach the node through ``ctx: WebContext = Depends(get_context)`` and report
+errors by raising :class:`spoolproxy.web.problems.Problem`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..config import Settings
+from . import problems
+from .auth import require_admin
+
+API_PREFIX = "/api/v1"
+ADMIN_PREFIX = "/admin"
+OPENAPI_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+
+
+@dataclass
+class WebContext:
+    """What the web routes can reach of the node. ``ledger`` and ``store`` are filled in
+    by the node for the routers that need them."""
+
+    settings: Settings
+    admin_token: str = field(repr=False)
+    started: float = field(default_factory=time.time)  # wall-clock time the node started
+    queue_uris: dict[str, str] = field(default_factory=dict)  # queue -> ipp:// URI clients print to
+    ledger: Any = None
+    store: Any = None
+
+
+def get_context(request: Request) -> WebContext:
+    """FastAPI dependency: the node's WebContext."""
+    return request.app.state.ctx
+
+
+# -- /api/v1/health --------------------------------------------------------------------------
+
+health_router = APIRouter(tags=["node"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    node: str
+    role: str
+    version: str
+
+
+@health_router.get("/health", response_model=Health, summary="Is the node up?")
+async def health(ctx: WebContext = Depends(get_context)) -> Health:
+    n = ctx.settings.node
+    return Health(node=n.name, role=n.role, version=__version__)
+
+
+# -- /api/v1/admin/node ----------------------------------------------------------------------
+
+node_router = APIRouter(tags=["admin"])
+
+
+class QueueInfo(BaseModel):
+    printer: str = Field(description="the printer the queue sends to (ipp://, socket://, folder:)")
+    mode: Literal["direct", "hold"]
+    default: bool
+    uri: str | None = Field(None, description="the ipp:// URI clients print to")
+
+
+class NodeStatus(BaseModel):
+    name: str
+    role: str
+    version: str
+    state_dir: str
+    started: float = Field(description="Unix time the node started")
+    uptime: float = Field(description="seconds since the node started")
+    queues: dict[str, QueueInfo]
+
+
+@node_router.get("/node", response_model=NodeStatus, summary="The node: name, role, state, queues")
+async def node_status(ctx: WebContext = Depends(get_context)) -> NodeStatus:
+    s = ctx.settings
+    default = s.default_queue
+    queues = {name: QueueInfo(printer=q.printer, mode=q.mode, default=name == default, uri=ctx.queue_uris.get(name))
+              for name, q in s.queues.items()}
+    return NodeStatus(name=s.node.name, role=s.node.role, version=__version__,
+                      state_dir=str(s.node.state_dir.resolve()), started=ctx.started,
+                      uptime=max(0.0, time.time() - ctx.started), queues=queues)
+
+
+# -- the application -------------------------------------------------------------------------
+
+ROUTERS: list[APIRouter] = [health_router]  # under /api/v1, no authentication of their own
+ADMIN_ROUTERS: list[APIRouter] = [node_router]  # under /api/v1/admin, admin token required
+
+_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No admin token (the response has WWW-Authenticate: Bearer)"},
+    403: {"description": "The admin token is wrong"},
+}
+
+
+def create_app(ctx: WebContext, *, routers: Sequence[APIRouter] = (),
+               admin_routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The ASGI app of a node: ROUTERS + ``routers`` under /api/v1, ADMIN_ROUTERS +
+    ``admin_routers`` under /api/v1/admin behind the admin token."""
+    app = FastAPI(title="spoolproxy", version=__version__, openapi_url=OPENAPI_URL, docs_url=DOCS_URL,
+                  redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+                  # operationId = the function's name (stable for client generators): keep them unique
+                  generate_unique_id_function=lambda route: route.name,
+                  description="spoolproxy node API. Errors are RFC 9457 problem details "
+                              "(application/problem+json).")
+    app.state.ctx = ctx
+    problems.install(app)
+
+    admin = APIRouter(prefix=ADMIN_PREFIX, dependencies=[Depends(require_admin)], responses=_AUTH_RESPONSES)
+    for r in (*ADMIN_ROUTERS, *admin_routers):
+        admin.include_router(r)
+    api = APIRouter(prefix=API_PREFIX)
+    for r in (*ROUTERS, *routers):
+        api.include_router(r)
+    api.include_router(admin)
+    app.include_router(api)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            app.openapi_schema = problems.document_problems(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
