@@ -113,12 +113,20 @@ async def _hash_secrets(ledger: Ledger, work: list[tuple[str, dict[str, Any], di
                 nursery.start_soon(one, name, ch, secrets)
 
 
-async def import_users(ledger: Ledger, data: str | bytes, *, parse_money: Callable[[str], int],
-                       by: str) -> ImportReport:
-    """Create or update users from CSV text with a header row. Every bad row is
-    reported with its line number and the others are imported; importing the same
-    file twice changes nothing the second time."""
-    report = ImportReport()
+@dataclass
+class Row:
+    line: int
+    name: str
+    changes: dict[str, Any]
+    secrets: dict[str, str]
+    credit: int
+
+
+def parse_users_csv(data: str | bytes, parse_money: Callable[[str], int]) -> tuple[list[Row], list[tuple[int, str]]]:
+    """The rows of a users CSV file and the (line, why) of every bad one; no I/O.
+    Raises LedgerError only when the file as a whole is unusable (not text, no
+    usable header row)."""
+    errors: list[tuple[int, str]] = []
     if isinstance(data, bytes):
         if len(data) > MAX_IMPORT_BYTES:
             raise LedgerError(f"the file is larger than {MAX_IMPORT_BYTES >> 20} MiB")
@@ -128,7 +136,7 @@ async def import_users(ledger: Ledger, data: str | bytes, *, parse_money: Callab
             raise LedgerError(f"the file is not UTF-8 text (byte {e.start})") from None
     reader = csv.DictReader(io.StringIO(data.lstrip("\ufeff"), newline=""))
     try:
-        header = [h.strip().lower() for h in (reader.fieldnames or [])]
+        header = [(h or "").strip().lower() for h in (reader.fieldnames or [])]
     except csv.Error as e:
         raise LedgerError(f"line 1: {e}") from None
     if "username" not in header:
@@ -138,34 +146,46 @@ async def import_users(ledger: Ledger, data: str | bytes, *, parse_money: Callab
     if unknown:
         raise LedgerError(f"line 1: unknown column(s) {', '.join(unknown)} "
                           f"(columns: {', '.join(COLUMNS)})")
+    if len(set(header)) != len(header):
+        raise LedgerError("line 1: a column is named twice")
     reader.fieldnames = header
-    rows: list[tuple[int, str, dict[str, Any], dict[str, str], int]] = []
+    rows: list[Row] = []
     seen: dict[str, int] = {}
-    line = 1
     while True:
         try:
             raw = next(reader)
         except StopIteration:
             break
-        except csv.Error as e:
-            report.errors.append((reader.line_num, str(e)))
+        except csv.Error as e:  # e.g. a NUL byte or an unterminated quote: the rest is unreadable
+            errors.append((reader.line_num, f"{e}; this line and the rest of the file were not imported"))
             break
         line = reader.line_num
         if None in raw:
-            report.errors.append((line, f"{len(raw[None])} more field(s) than the header has"))
+            errors.append((line, f"{len(raw[None])} more field(s) than the header has"))
             continue
         if not any((v or "").strip() for v in raw.values()):
             continue  # a blank line
         try:
             name, ch, secrets, credit = _row_changes(raw, parse_money)
         except ValueError as e:
-            report.errors.append((line, str(e)))
+            errors.append((line, str(e)))
             continue
         if name in seen:
-            report.errors.append((line, f"user {name!r} is already on line {seen[name]}"))
+            errors.append((line, f"user {name!r} is already on line {seen[name]}"))
             continue
         seen[name] = line
-        rows.append((line, name, ch, secrets, credit))
+        rows.append(Row(line, name, ch, secrets, credit))
+    return rows, errors
+
+
+async def import_users(ledger: Ledger, data: str | bytes, *, parse_money: Callable[[str], int],
+                       by: str) -> ImportReport:
+    """Create or update users from CSV text with a header row. Every bad row is
+    reported with its line number and the others are imported; importing the same
+    file twice changes nothing the second time."""
+    report = ImportReport()
+    parsed, report.errors = parse_users_csv(data, parse_money)
+    rows = [(r.line, r.name, r.changes, r.secrets, r.credit) for r in parsed]
     await _hash_secrets(ledger, [(name, ch, secrets) for _l, name, ch, secrets, _c in rows])
     now = ledger.clock()
 

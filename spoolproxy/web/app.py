@@ -34,6 +34,43 @@ OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
 
 
+class CloseUnreadBody:
+    """ASGI middleware: a response that starts before the request body was read to its
+    end (a 401, 413 or 422 to an upload) says ``Connection: close``. Otherwise the
+    rest of that body stays in the connection, and hypercorn's h11 protocol could
+    hang the next request on it (seen with chunked uploads)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        has_body = headers.get(b"transfer-encoding", b"").lower() == b"chunked" or \
+            headers.get(b"content-length", b"0") not in (b"0", b"")
+        done = not has_body
+
+        async def tracked_receive() -> dict:
+            nonlocal done
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                done = True
+            elif message["type"] == "http.disconnect":
+                done = True
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            if message["type"] == "http.response.start" and not done:
+                message = dict(message)
+                message["headers"] = [*(h for h in message.get("headers", ()) if h[0].lower() != b"connection"),
+                                      (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, tracked_receive, guarded_send)
+
+
 @dataclass
 class WebContext:
     """What the web routes can reach of the node. ``ledger`` and ``store`` are filled in
@@ -106,7 +143,9 @@ async def node_status(ctx: WebContext = Depends(get_context)) -> NodeStatus:
 # -- the application -------------------------------------------------------------------------
 
 ROUTERS: list[APIRouter] = [health_router]  # under /api/v1, no authentication of their own
-ADMIN_ROUTERS: list[APIRouter] = [node_router]  # under /api/v1/admin, admin token required
+from .admin_ledger import router as ledger_router  # noqa: E402 (it imports WebContext, get_context from here)
+
+ADMIN_ROUTERS: list[APIRouter] = [node_router, ledger_router]  # under /api/v1/admin, admin token required
 
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No admin token (the response has WWW-Authenticate: Bearer)"},
@@ -126,6 +165,7 @@ def create_app(ctx: WebContext, *, routers: Sequence[APIRouter] = (),
                               "(application/problem+json).")
     app.state.ctx = ctx
     problems.install(app)
+    app.add_middleware(CloseUnreadBody)
 
     admin = APIRouter(prefix=ADMIN_PREFIX, dependencies=[Depends(require_admin)], responses=_AUTH_RESPONSES)
     for r in (*ADMIN_ROUTERS, *admin_routers):

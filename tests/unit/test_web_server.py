@@ -578,3 +578,22 @@ async def test_node_with_an_unusable_token_file_does_not_start(tmp_path):
     os.chmod(s.node.state_dir / TOKEN_FILE, 0o600)
     e = await start_error(s)
     assert isinstance(e, NodeStartError) and "admin" in str(e), repr(e)
+
+
+async def test_an_answer_before_the_whole_upload_closes_the_connection(web):
+    """A 401 to a chunked upload that is still coming says Connection: close and
+    closes, so the unread rest of the body cannot hang a next request on it."""
+    port = web.bound.port
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(b"POST /api/v1/admin/node HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                          b"Content-Type: text/csv\r\n\r\n5\r\nusern\r\n")
+    data = b""
+    with trio.fail_after(10):
+        while True:
+            chunk = await stream.receive_some()
+            if not chunk:
+                break  # the server closed it
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith((b"http/1.1 401", b"http/1.1 405")) and b"connection: close" in head, head
+    assert (await web.get("/api/v1/health")).status_code == 200  # and the server keeps serving
