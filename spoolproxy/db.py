@@ -132,6 +132,7 @@ class _Request:
     ops: list[tuple[Any, bytes, bytes | None]]
     # a function run inside the write transaction (Database.transact) instead of ops
     fn: Callable[[WriteTxn], Any] | None = None
+    nested: bool = True  # run fn in a nested transaction (False: fn writes nothing before it may fail)
     result: Any = None
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
@@ -236,10 +237,13 @@ class Database:
         if db is None:
             return lambda key: None
 
-        def get(key: bytes, _begin=env.begin, _unpack=unpack) -> Any | None:
-            with _begin(db=db, buffers=True) as txn:
+        def get(key: bytes, _begin=env.begin, _db=db, _unpack=unpack) -> Any | None:
+            txn = _begin(_db)  # positional and without buffers: the fastest way in py-lmdb
+            try:
                 raw = txn.get(key)
-                return None if raw is None else _unpack(raw)
+            finally:
+                txn.commit()
+            return None if raw is None else _unpack(raw)
 
         return get
 
@@ -373,10 +377,13 @@ class Database:
                         r.error = None
                         if r.fn is not None:
                             try:
-                                with env.begin(write=True, parent=txn) as child:
-                                    r.result = r.fn(WriteTxn(child, self._dbs))
-                            except (lmdb.MapFullError, DatabaseError):
-                                raise
+                                if r.nested:
+                                    with env.begin(write=True, parent=txn) as child:
+                                        r.result = r.fn(WriteTxn(child, self._dbs))
+                                else:
+                                    r.result = r.fn(WriteTxn(txn, self._dbs))
+                            except (lmdb.Error, DatabaseError):
+                                raise  # the whole group fails, and is retried request by request
                             except Exception as e:
                                 r.error = e
                             n += 1
@@ -416,14 +423,16 @@ class Database:
             raise DatabaseError(f"{self.path}: opened read-only")
         self._live()
 
-    async def transact(self, fn: Callable[[WriteTxn], Any]) -> Any:
+    async def transact(self, fn: Callable[[WriteTxn], Any], *, nested: bool = True) -> Any:
         """Run ``fn(txn)`` inside the writer's next grouped write transaction and
         return its result once committed. ``fn`` runs in a worker thread, may run
         more than once (a failed group is retried request by request), and must
         only touch the database through ``txn``. If it raises, none of its writes
-        are applied and the error is raised here."""
+        are applied and the error is raised here: it runs in a nested transaction,
+        unless ``nested=False`` promises that it raises only before its first write
+        (which saves the nested transaction's cost on the hot path)."""
         self._check_writable()
-        return await self._submit(_Request([], fn))
+        return await self._submit(_Request([], fn, nested=nested))
 
     async def write(self, ops: list[Op]) -> None:
         """Apply ops atomically and durably; returns once committed.

@@ -184,7 +184,8 @@ async def import_users(ledger: Ledger, data: str | bytes, *, parse_money: Callab
     reported with its line number and the others are imported; importing the same
     file twice changes nothing the second time."""
     report = ImportReport()
-    parsed, report.errors = parse_users_csv(data, parse_money)
+    # a large file takes a while to parse: not on the event loop that serves everyone else
+    parsed, report.errors = await trio.to_thread.run_sync(parse_users_csv, data, parse_money)
     rows = [(r.line, r.name, r.changes, r.secrets, r.credit) for r in parsed]
     await _hash_secrets(ledger, [(name, ch, secrets) for _l, name, ch, secrets, _c in rows])
     now = ledger.clock()

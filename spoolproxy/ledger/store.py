@@ -22,13 +22,19 @@ from typing import Any, Callable, Iterable, Iterator
 from ..db import Database, WriteTxn, key_u64, u64_key
 from .errors import (Conflict, InsufficientCredit, LedgerError, TransactionConflict, UnknownAccount,
                      UnknownUser)
-from .records import (KINDS, MAX_CARDS, SHARED_PREFIX, USER_PREFIX, Account, Balance, Group, Txn,
+from .records import (KINDS, SCHEMA_VERSION, MAX_CARDS, SHARED_PREFIX, USER_PREFIX, Account, Balance, Group, Txn,
                       User, check_name, key, personal, shared)
 
 MAX_TXN_ID = 200  # bytes; LMDB keys are at most 511
 MAX_AMOUNT = 10**15  # far beyond any real price, far inside msgpack's int64
+MAX_BALANCE = 2**62  # ditto for a balance: every write of a charge then packs
 USER_FIELDS = frozenset(f.name for f in dataclasses.fields(User)) - {"name", "created", "updated"}
 ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account)) - {"name", "created", "updated"}
+
+
+NO_CREDIT = "not enough credit"
+NO_DISABLED = "the account is disabled"
+NO_ACCOUNT = "there is no such account"
 
 
 @dataclass(slots=True)
@@ -109,18 +115,18 @@ class Ledger:
 
     def check(self, account: str, cost: int) -> Credit:
         """May ``account`` pay ``cost`` now? Restricted accounts need balance plus
-        overdraft to cover it; unrestricted ones may go negative; disabled ones pay
-        nothing. One read: this is the microsecond path on every job."""
+        overdraft to cover it (a cost of 0 always is); unrestricted ones may go
+        negative; disabled ones pay nothing. One read: this is the microsecond path
+        on every job. ``reason`` is one of the NO_* constants."""
         rec = self._balance(account.encode())
         if rec is None:
-            return Credit(False, account, cost, reason=f"there is no account {_show(account)}")
+            return Credit(False, account, cost, reason=NO_ACCOUNT)
         _v, bal, overdraft, restricted, disabled = rec
         available = bal + overdraft
         if disabled:
-            return Credit(False, account, cost, bal, available, restricted,
-                          f"the account {_show(account)} is disabled")
-        if restricted and cost > available:
-            return Credit(False, account, cost, bal, available, restricted, "not enough credit")
+            return Credit(False, account, cost, bal, available, restricted, NO_DISABLED)
+        if restricted and 0 < cost and available < cost:
+            return Credit(False, account, cost, bal, available, restricted, NO_CREDIT)
         return Credit(True, account, cost, bal, available, restricted)
 
     def txn(self, txn_id: str) -> Txn | None:
@@ -148,9 +154,7 @@ class Ledger:
             source = (Txn.from_record(rec) for _k, rec in scan("txns"))
         mine = personal(user) if user is not None else None
         out: list[Txn] = []
-        for t in source:
-            if newest_first and since is not None and t.time < since and account is None:
-                break  # the log is in time order
+        for t in source:  # (log order is not time order: a journal replays older offline charges)
             if ((kind is not None and t.kind != kind) or (job is not None and t.job != job)
                     or (since is not None and t.time < since) or (until is not None and t.time > until)
                     or (user is not None and t.account != mine and t.by != user)):
@@ -175,7 +179,7 @@ class Ledger:
         fn = apply_fn(txn_id, account, amount, kind, job=job, job_uuid=job_uuid, by=by,
                       comment=comment, require_funds=require_funds,
                       when=self.clock() if when is None else when)
-        return await self._write(fn)
+        return await self.db.transact(fn, nested=False)  # apply_fn refuses before it writes
 
     async def topup(self, account: str, amount: int, *, by: str, comment: str = "",
                     txn_id: str | None = None) -> Applied:
@@ -260,6 +264,8 @@ def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0,
                 raise LedgerError(f"the account {_show(account)} is disabled")
             if bal.restricted and bal.available + amount < 0:
                 raise InsufficientCredit(account, amount, bal.available)
+        if abs(bal.balance + amount) > MAX_BALANCE:  # refused here: nothing is written yet
+            raise LedgerError(f"the balance of {account} would pass {MAX_BALANCE}")
         last = t.last_key("txns")
         seq = key_u64(last) + 1 if last else 1
         txn = Txn(seq, txn_id, when, account, amount, bal.balance + amount, kind, job, job_uuid, by,
@@ -267,7 +273,7 @@ def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0,
         t.put("txns", u64_key(seq), txn.to_record())
         t.put("txn_ids", idk, seq)
         t.put("account_txns", _acct_txn_key(account, seq), 1)
-        t.put("balances", key(account), dataclasses.replace(bal, balance=txn.balance).to_record())
+        t.put("balances", key(account), [SCHEMA_VERSION, txn.balance, bal.overdraft, bal.restricted, bal.disabled])
         return Applied(txn, True)
 
     return fn

@@ -22,6 +22,7 @@ from ..ipp.model import JobState, Tag
 from ..ipp.types import Attribute
 from ..ledger import Ledger, LedgerError, personal, shared
 from ..ledger.cost import job_cost
+from ..ledger.store import NO_CREDIT
 from ..spool.job import Job, job_totals
 from .filters import Decision, Facts, applies, duplicate_message, evaluate
 
@@ -116,12 +117,12 @@ class Admission:
         credit = self.ledger.check(account, total)
         if not credit.ok:
             whose = "your account" if account == personal(user.name) else f"the account {account.split(':', 1)[1]!r}"
-            if credit.reason == "not enough credit":
+            if credit.reason == NO_CREDIT:
                 message = (f"Not enough credit: this job costs {self.money(total)}"
                            f"{f' ({cost.describe(self.money)})' if cost is not None else ''} and {whose} "
                            f"has {self.money(credit.available)} available.")
                 return self._deny(job, "account-limit-reached", message)
-            return self._deny(job, "account-closed", f"The job cannot be charged: {credit.reason}.")
+            return self._deny(job, "account-closed", f"The job cannot be charged to {account}: {credit.reason}.")
         fp = _fingerprint(job, attrs) if q.filters.duplicate_window and applies(q.filters, facts) else None
         if fp is not None:
             # checked and claimed with no await in between: of two copies admitted at
