@@ -471,7 +471,13 @@ class Database:
             held = True
             task_status.started()
             while True:
-                batch = [await recv.receive()]
+                try:
+                    # what was queued during the last commit goes to the disk at once, before
+                    # that commit's callers run: their next writes then queue during this one
+                    await trio.lowlevel.checkpoint_if_cancelled()  # (no yield unless cancelled)
+                    batch = [recv.receive_nowait()]
+                except trio.WouldBlock:
+                    batch = [await recv.receive()]
                 while True:
                     try:
                         batch.append(recv.receive_nowait())

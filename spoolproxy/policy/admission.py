@@ -69,8 +69,11 @@ class Admission:
             return
         try:
             await self._admit(job, q, run)
-        except LedgerError as e:
+        except (LedgerError, ValueError) as e:  # e.g. a user name the ledger cannot hold
             self._deny(job, "aborted-by-system", f"The print server could not check the account: {e}.")
+        except Exception as e:  # noqa: BLE001 - one job's bug must not stop the node's job path
+            log.exception("job %d: admission failed", job.id)
+            self._deny(job, "aborted-by-system", f"Internal error while checking the job: {type(e).__name__}.")
 
     async def _admit(self, job: Job, q: QueueSettings, run: Runner) -> None:
         user = self.ledger.user(job.user)

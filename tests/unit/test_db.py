@@ -364,3 +364,50 @@ def test_measure_commit_rates(tmp_path):
         print(f"\nfsync'd saves/s: one commit each {serial:.0f}/s; {clients} concurrent clients "
               f"through the writer {rate:.0f}/s ({clients * each} saves in "
               f"{d.stats.commits - before} commits)")
+
+
+async def test_writer_stops_promptly_under_a_flood_of_writes(db):
+    """The writer goes from one commit straight to the next while writes keep coming;
+    it must still notice that the node is stopping."""
+    written = 0
+
+    async def flood(n: int) -> None:
+        nonlocal written
+        for i in range(10**9):
+            await db.write([("meta", f"flood-{n}-{i}".encode(), i)])
+            written += 1
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(db.run)
+            for n in range(8):
+                nursery.start_soon(flood, n)
+            while written < 200:
+                await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+    assert written >= 200
+
+
+async def test_transact_runs_a_function_in_the_group_and_isolates_its_failure(db):
+    async def ok(n):
+        return await db.transact(lambda t: (t.put("meta", b"k%d" % n, n), n)[1])
+
+    def half_then_fail(t):
+        t.put("meta", b"half", 1)
+        raise ValueError("no")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(db.run)
+        results = []
+
+        async def one(n):
+            results.append(await ok(n))
+
+        async with trio.open_nursery() as callers:
+            for n in range(20):
+                callers.start_soon(one, n)
+            with pytest.raises(ValueError):
+                await db.transact(half_then_fail)
+        nursery.cancel_scope.cancel()
+    assert sorted(results) == list(range(20))
+    assert db.get("meta", b"half") is None and db.get("meta", b"k7") == 7

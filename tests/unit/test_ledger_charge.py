@@ -240,3 +240,8 @@ async def test_duplicates_are_found_once_and_refused_jobs_do_not_count(tmp_path)
     other = await n.job(name="other")
     assert other.state == JobState.PENDING
     n.close()
+
+
+async def test_a_user_name_the_ledger_cannot_hold_is_refused_not_fatal(node):
+    job = await node.job(user=" padded ")
+    assert job.state == JobState.ABORTED and "could not check the account" in job.state_message
