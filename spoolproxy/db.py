@@ -39,7 +39,7 @@ TABLES: tuple[str, ...] = (
     "jobs",
     # the ledger (spoolproxy.ledger)
     "users", "cards", "idents", "groups", "accounts", "account_codes", "balances",
-    "txns", "txn_ids", "account_txns",
+    "txns", "txn_ids",
 )
 MAX_DBS = 64  # room for later tables without touching existing environments
 

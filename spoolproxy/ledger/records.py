@@ -143,21 +143,25 @@ class Account(_Record):
 
 @dataclass(slots=True, frozen=True)
 class Balance:
-    """What the credit check needs of an account, stored as one msgpack array."""
+    """What the credit check needs of an account, stored as one msgpack array, plus
+    ``last``: the seq of the account's newest transaction, the head of its history
+    (each Txn links to the account's previous one). A chain instead of a per-account
+    index table: a charge then dirties one page fewer in its commit."""
 
     balance: int
     overdraft: int = 0
     restricted: bool = True
     disabled: bool = False
+    last: int = 0
 
     def to_record(self) -> list[Any]:
-        return [SCHEMA_VERSION, self.balance, self.overdraft, self.restricted, self.disabled]
+        return [SCHEMA_VERSION, self.balance, self.overdraft, self.restricted, self.disabled, self.last]
 
     @classmethod
     def from_record(cls, rec: list[Any]) -> "Balance":
-        if not isinstance(rec, list) or len(rec) != 5 or rec[0] != SCHEMA_VERSION:
+        if not isinstance(rec, list) or len(rec) != 6 or rec[0] != SCHEMA_VERSION:
             raise RecordError(f"balance record {rec!r:.60} is not schema {SCHEMA_VERSION}")
-        return cls(rec[1], rec[2], rec[3], rec[4])
+        return cls(rec[1], rec[2], rec[3], rec[4], rec[5])
 
     @property
     def available(self) -> int:
@@ -181,8 +185,10 @@ class Txn(_Record):
     job_uuid: str = ""
     by: str = ""  # who did it: the user printing, the administrator, "system"
     comment: str = ""
+    prev: int = 0  # seq of the same account's transaction before this one (0: none)
 
     def to_record(self) -> dict[str, Any]:  # by hand: it runs once per charge
         return {"seq": self.seq, "id": self.id, "time": self.time, "account": self.account,
                 "amount": self.amount, "balance": self.balance, "kind": self.kind, "job": self.job,
-                "job_uuid": self.job_uuid, "by": self.by, "comment": self.comment, "v": SCHEMA_VERSION}
+                "job_uuid": self.job_uuid, "by": self.by, "comment": self.comment, "prev": self.prev,
+                "v": SCHEMA_VERSION}

@@ -56,10 +56,6 @@ class Applied:
     new: bool  # False: the id was applied before, nothing changed
 
 
-def _acct_txn_key(account: str, seq: int) -> bytes:
-    return key(account) + b"\0" + u64_key(seq)
-
-
 class Ledger:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time):
         self.db = db
@@ -121,7 +117,7 @@ class Ledger:
         rec = self._balance(account.encode())
         if rec is None:
             return Credit(False, account, cost, reason=NO_ACCOUNT)
-        _v, bal, overdraft, restricted, disabled = rec
+        _v, bal, overdraft, restricted, disabled, _last = rec
         available = bal + overdraft
         if disabled:
             return Credit(False, account, cost, bal, available, restricted, NO_DISABLED)
@@ -144,13 +140,11 @@ class Ledger:
         transaction the user made (a shared-account charge by them)."""
         if kind is not None and kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
-        scan = self.db.scan_reverse if newest_first else self.db.scan
         if account is not None:
-            source: Iterable[Txn] = (
-                Txn.from_record(rec) for rec in
-                (self.db.get("txns", k[-8:]) for k, _ in scan("account_txns", key(account) + b"\0"))
-                if rec is not None)
+            chain = self._history(account)  # newest first
+            source: Iterable[Txn] = chain if newest_first else reversed(list(chain))
         else:
+            scan = self.db.scan_reverse if newest_first else self.db.scan
             source = (Txn.from_record(rec) for _k, rec in scan("txns"))
         mine = personal(user) if user is not None else None
         out: list[Txn] = []
@@ -163,6 +157,18 @@ class Ledger:
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def _history(self, account: str) -> Iterator[Txn]:
+        """The account's transactions, newest first, along their prev links."""
+        bal = self.balance(account)
+        seq = bal.last if bal is not None else 0
+        while seq:
+            rec = self.db.get("txns", u64_key(seq))
+            if rec is None:
+                return
+            t = Txn.from_record(rec)
+            yield t
+            seq = t.prev
 
     # ---- writes ------------------------------------------------------------------
 
@@ -269,11 +275,11 @@ def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0,
         last = t.last_key("txns")
         seq = key_u64(last) + 1 if last else 1
         txn = Txn(seq, txn_id, when, account, amount, bal.balance + amount, kind, job, job_uuid, by,
-                  comment)
+                  comment, bal.last)
         t.put("txns", u64_key(seq), txn.to_record())
         t.put("txn_ids", idk, seq)
-        t.put("account_txns", _acct_txn_key(account, seq), 1)
-        t.put("balances", key(account), [SCHEMA_VERSION, txn.balance, bal.overdraft, bal.restricted, bal.disabled])
+        t.put("balances", key(account),
+              [SCHEMA_VERSION, txn.balance, bal.overdraft, bal.restricted, bal.disabled, seq])
         return Applied(txn, True)
 
     return fn
@@ -331,7 +337,7 @@ def put_user_fn(user: User, *, initial_credit: int = 0, by: str = "system",
         brec = t.get("balances", key(acct))
         bal = Balance.from_record(brec) if brec is not None else Balance(0)
         t.put("balances", key(acct), Balance(bal.balance, new.overdraft, new.restricted,
-                                              new.disabled).to_record())
+                                              new.disabled, bal.last).to_record())
         if old is None and initial_credit:
             apply_fn(f"initial/{new.name}/{now!r}", acct, initial_credit, "adjustment", by=by,
                      comment="initial credit", when=now)(t)
@@ -395,7 +401,7 @@ def put_account_fn(account: Account, *, now: float) -> Callable[[WriteTxn], Acco
         brec = t.get("balances", key(acct))
         bal = Balance.from_record(brec) if brec is not None else Balance(0)
         t.put("balances", key(acct), Balance(bal.balance, new.overdraft, new.restricted,
-                                              new.disabled).to_record())
+                                              new.disabled, bal.last).to_record())
         return new
 
     return fn
