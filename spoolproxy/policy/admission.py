@@ -210,6 +210,8 @@ class Admission:
         return ""
 
     def _deny(self, job: Job, reason: str, message: str) -> None:
+        if job.is_final:  # canceled while it was being converted: that stands
+            return
         job.state = JobState.ABORTED
         job.state_reasons = [reason]
         job.state_message = message

@@ -221,6 +221,9 @@ class Lane:
             except ChargeRefused as e:
                 await self._finish(job, Outcome(JobState.ABORTED, [e.reason], str(e)))
                 return
+            if job.state not in (JobState.PENDING, *IN_FLIGHT):
+                await self.store.save(job)  # canceled during the charge: the save refunds it
+                return
         self.current = job
         if not self.backend.reports_state and not self.offline:
             self._set_status(PrinterState.PROCESSING, ["none"], "", reachable=self.status.reachable)

@@ -245,3 +245,70 @@ async def test_duplicates_are_found_once_and_refused_jobs_do_not_count(tmp_path)
 async def test_a_user_name_the_ledger_cannot_hold_is_refused_not_fatal(node):
     job = await node.job(user=" padded ")
     assert job.state == JobState.ABORTED and "could not check the account" in job.state_message
+
+
+# ---- the charge on the delivery path (upstream.service with a folder printer) ----
+
+async def deliver_one(node: Node, tmp_path, job, *, during_charge=None):
+    """Run the queue's delivery worker until ``job`` is final; ``during_charge(job)``
+    runs while the debit is being committed (a user's Cancel-Job arriving then)."""
+    from spoolproxy.upstream import Upstream
+    s = from_mapping({"node": {"state_dir": str(tmp_path / "state"), "fsync": False},
+                      "queues": {"q": {"printer": f"folder:{tmp_path / 'out'}", "poll_interval": 0.2}}})
+    if during_charge is not None:
+        real = node.charger.charge
+
+        async def charge(j):
+            await real(j)
+            await during_charge(j)
+        node.charger.charge = charge
+    up = Upstream(s, node.store, charger=node.charger)
+    async with trio.open_nursery() as n:
+        await n.start(up.run)
+        up.wake("q")
+        with trio.fail_after(10):
+            while not job.is_final:
+                await trio.sleep(0.01)
+        n.cancel_scope.cancel()
+    return sorted((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else []
+
+
+async def spooled(node: Node, **kw):
+    job = await node.job(**kw)
+    path = node.store.path(job.documents[0])
+    path.write_bytes(b"%PDF-1.4 not really\n")
+    job.documents[0].size = path.stat().st_size
+    await node.store.save(job)
+    return job
+
+
+async def test_delivery_charges_once_and_completes(node, tmp_path):
+    await node.ledger.put_user(User("ann"), initial_credit=100)
+    job = await spooled(node)
+    printed = await deliver_one(node, tmp_path, job)
+    assert job.state == JobState.COMPLETED and len(printed) == 1
+    assert [(t.kind, t.amount) for t in prints(node.ledger, job.id)] == [("print", -70)]
+
+
+async def test_delivery_refused_when_the_credit_is_gone(node, tmp_path):
+    await node.ledger.put_user(User("ann"), initial_credit=100)
+    job = await spooled(node)
+    await node.ledger.adjust("user:ann", -50, by="test")  # spent elsewhere since admission
+    printed = await deliver_one(node, tmp_path, job)
+    assert job.state == JobState.ABORTED and job.state_reasons == ["account-limit-reached"]
+    assert "0.50 available" in job.state_message and printed == []
+    assert prints(node.ledger, job.id) == []
+
+
+async def test_a_job_canceled_while_it_is_charged_is_refunded_and_not_printed(node, tmp_path):
+    await node.ledger.put_user(User("ann"), initial_credit=100)
+    job = await spooled(node)
+
+    async def cancel(j):  # what Cancel-Job does: final state, saved
+        j.state = JobState.CANCELED
+        j.state_reasons = ["job-canceled-by-user"]
+
+    printed = await deliver_one(node, tmp_path, job, during_charge=cancel)
+    assert job.state == JobState.CANCELED and printed == []
+    assert [(t.kind, t.amount) for t in reversed(prints(node.ledger, job.id))] == [("print", -70), ("refund", 70)]
+    assert node.ledger.balance("user:ann").balance == 100
