@@ -233,19 +233,23 @@ class Database:
     def reader(self, table: str) -> Callable[[bytes], Any | None]:
         """A get() for one table with the lookups done once: the hot read path (the
         credit check). Valid while the database is open."""
-        env, db = self._live(), self._table(table)
+        begin, db = self.read_handle(table)
         if db is None:
             return lambda key: None
 
-        def get(key: bytes, _begin=env.begin, _db=db, _unpack=unpack) -> Any | None:
+        def get(key: bytes, _begin=begin, _db=db, _unpack=unpack) -> Any | None:
             txn = _begin(_db)  # positional and without buffers: the fastest way in py-lmdb
-            try:
-                raw = txn.get(key)
-            finally:
-                txn.commit()
+            raw = txn.get(key)
+            txn.commit()  # (if get raised, the dropped transaction aborts by itself)
             return None if raw is None else _unpack(raw)
 
         return get
+
+    def read_handle(self, table: str) -> tuple[Callable[..., Any], Any]:
+        """(begin, table handle) for a caller that inlines its read: ``txn =
+        begin(handle); raw = txn.get(key); txn.commit()``. The handle is None when the
+        table does not exist (read-only environments)."""
+        return self._live().begin, self._table(table)
 
     def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
         """(key, value) for every key starting with prefix, in key order.

@@ -19,12 +19,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+import msgpack
+
 from ..db import Database, WriteTxn, key_u64, u64_key
 from .errors import (Conflict, InsufficientCredit, LedgerError, TransactionConflict, UnknownAccount,
                      UnknownUser)
 from .records import (KINDS, SCHEMA_VERSION, MAX_CARDS, SHARED_PREFIX, USER_PREFIX, Account, Balance, Group, Txn,
                       User, check_name, key, personal, shared)
 
+_unpackb = msgpack.unpackb  # a balance record is a flat list: the defaults read it
 MAX_TXN_ID = 200  # bytes; LMDB keys are at most 511
 MAX_AMOUNT = 10**15  # far beyond any real price, far inside msgpack's int64
 MAX_BALANCE = 2**62  # ditto for a balance: every write of a charge then packs
@@ -60,7 +63,7 @@ class Ledger:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time):
         self.db = db
         self.clock = clock
-        self._balance = db.reader("balances")
+        self._begin, self._balances = db.read_handle("balances")
 
     # ---- reads -------------------------------------------------------------------
 
@@ -114,10 +117,14 @@ class Ledger:
         overdraft to cover it (a cost of 0 always is); unrestricted ones may go
         negative; disabled ones pay nothing. One read: this is the microsecond path
         on every job. ``reason`` is one of the NO_* constants."""
-        rec = self._balance(account.encode())
-        if rec is None:
+        if self._balances is None:  # a read-only view of an environment without the table
             return Credit(False, account, cost, reason=NO_ACCOUNT)
-        _v, bal, overdraft, restricted, disabled, _last = rec
+        txn = self._begin(self._balances)  # inlined Database.reader: a call less per check
+        raw = txn.get(account.encode())
+        txn.commit()
+        if raw is None:
+            return Credit(False, account, cost, reason=NO_ACCOUNT)
+        _v, bal, overdraft, restricted, disabled, _last = _unpackb(raw)
         available = bal + overdraft
         if disabled:
             return Credit(False, account, cost, bal, available, restricted, NO_DISABLED)
