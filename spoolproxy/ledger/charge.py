@@ -66,7 +66,7 @@ class Charger:
         except InsufficientCredit as e:
             raise ChargeRefused("account-limit-reached", (
                 f"Not enough credit: this job costs {self.money(cost)} ({plan.get('detail', '')}) "
-                f"and {_whose(plan['account'], job.user)} has {self.money(e.available)} available."
+                f"and {whose(plan['account'], job.user)} has {self.money(e.available)} available."
             )) from None
         except LedgerError as e:
             raise ChargeRefused("account-closed", f"The job cannot be charged: {e}.") from None
@@ -109,7 +109,8 @@ class Charger:
         return len(pending)
 
 
-def _whose(account: str, user: str) -> str:
+def whose(account: str, user: str) -> str:
+    """The account as the user reads it in a message."""
     if account == f"user:{user}":
         return "your account"
     return f"the account {account.split(':', 1)[-1]!r}"

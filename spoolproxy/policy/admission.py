@@ -21,14 +21,14 @@ from ..ipp import codec
 from ..ipp.model import JobState, Tag
 from ..ipp.types import Attribute
 from ..ledger import Ledger, LedgerError, personal, shared
-from ..ledger.cost import job_cost
+from ..ledger.charge import whose
+from ..ledger.cost import MONOCHROME_MODES, job_cost
 from ..ledger.store import NO_CREDIT
 from ..spool.job import Job, job_totals
 from .filters import Decision, Facts, applies, duplicate_message, evaluate
 
 log = logging.getLogger("spoolproxy.policy")
 
-MONOCHROME = ("monochrome", "process-monochrome", "bi-level", "process-bi-level", "auto-monochrome")
 # PWG 5100.7 (IPP Job Extensions); a PJL header's account comes from the engine
 ACCOUNT_ATTRIBUTES = ("job-account-id",)
 Runner = Callable[..., Awaitable[Any]]
@@ -119,10 +119,10 @@ class Admission:
         total = cost.total if cost is not None else 0
         credit = self.ledger.check(account, total)
         if not credit.ok:
-            whose = "your account" if account == personal(user.name) else f"the account {account.split(':', 1)[1]!r}"
             if credit.reason == NO_CREDIT:
                 message = (f"Not enough credit: this job costs {self.money(total)}"
-                           f"{f' ({cost.describe(self.money)})' if cost is not None else ''} and {whose} "
+                           f"{f' ({cost.describe(self.money)})' if cost is not None else ''} and "
+                           f"{whose(account, user.name)} "
                            f"has {self.money(credit.available)} available.")
                 return self._deny(job, "account-limit-reached", message)
             return self._deny(job, "account-closed", f"The job cannot be charged to {account}: {credit.reason}.")
@@ -156,7 +156,7 @@ class Admission:
     def _facts(self, job: Job, attrs: list[Attribute], groups, restricted: bool) -> Facts:
         copies = _int(attrs, "copies", 1)
         totals = job_totals(job)
-        mono = _keyword(attrs, "print-color-mode") in MONOCHROME
+        mono = _keyword(attrs, "print-color-mode") in MONOCHROME_MODES  # as the cost model prices it
         media = {tuple(k[3]) for d in job.documents for k in (d.analysis or {}).get("kinds", ())
                  if k[3]}
         names = tuple(n for n in [job.name, *(d.name for d in job.documents)] if n)
