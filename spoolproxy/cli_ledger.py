@@ -55,9 +55,19 @@ def _by() -> str:
 
 
 def _run(fn: Callable[..., Any], *args: Any) -> Any:
+    """An async ledger operation; a refusal becomes the command's error."""
+    return _refused_as_error(trio.run, fn, *args)
+
+
+def _account(ledger: Any, ref: str) -> str:
+    from .ledger import admin
+    return _refused_as_error(admin.resolve_account, ledger, ref)
+
+
+def _refused_as_error(fn: Callable[..., Any], *args: Any) -> Any:
     from .ledger import LedgerError
     try:
-        return trio.run(fn, *args)
+        return fn(*args)
     except LedgerError as e:
         raise _cli().CommandError(str(e)) from None
 
@@ -276,10 +286,9 @@ def cmd_balance_adjust(args: argparse.Namespace) -> int:
 
 
 def cmd_balance_show(args: argparse.Namespace) -> int:
-    from .ledger import admin
     settings = _cli()._store_settings(args)
     with open_ledger(settings, readonly=True) as ledger:
-        account = _run(lambda: _async(admin.resolve_account, ledger, args.account))
+        account = _account(ledger, args.account)
         bal = ledger.balance(account)
     m = settings.ledger.money
     if args.json:
@@ -290,15 +299,11 @@ def cmd_balance_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _async(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
-
-
 def cmd_transactions(args: argparse.Namespace) -> int:
     from .ledger import admin
     settings = _cli()._store_settings(args)
     with open_ledger(settings, readonly=True) as ledger:
-        account = _run(lambda: _async(admin.resolve_account, ledger, args.account)) if args.account else None
+        account = _account(ledger, args.account) if args.account else None
         try:
             rows = ledger.transactions(account=account, user=args.user, kind=args.kind, job=args.job,
                                        since=_when(args.since), until=_when(args.until),
