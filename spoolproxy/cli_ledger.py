@@ -141,10 +141,8 @@ def cmd_users_show(args: argparse.Namespace) -> int:
     if args.json:
         _json(view)
         return EXIT_OK
-    m = settings.ledger.money
     print(f"user         {view['name']}" + (f" ({view['full_name']})" if view["full_name"] else ""))
-    print(f"balance      {m(view['balance'])}" + (f", overdraft {m(view['overdraft'])}" if view["overdraft"] else ""))
-    print(f"restricted   {'yes' if view['restricted'] else 'no'}" + ("   DISABLED" if view["disabled"] else ""))
+    _print_balance(view, settings.ledger.money)
     for k, label in (("email", "email"), ("identity", "identity")):
         if view[k]:
             print(f"{label:<12} {view[k]}")
@@ -156,6 +154,12 @@ def cmd_users_show(args: argparse.Namespace) -> int:
     if view["shared_accounts"]:
         print(f"may charge   {', '.join(view['shared_accounts'])}")
     return EXIT_OK
+
+
+def _print_balance(view: dict[str, Any], m: Callable[[int], str]) -> None:
+    """The balance lines that users show and accounts show have in common."""
+    print(f"balance      {m(view['balance'])}" + (f", overdraft {m(view['overdraft'])}" if view["overdraft"] else ""))
+    print(f"restricted   {'yes' if view['restricted'] else 'no'}" + ("   DISABLED" if view["disabled"] else ""))
 
 
 def _read_password() -> str:
@@ -224,10 +228,8 @@ def cmd_accounts_show(args: argparse.Namespace) -> int:
     if args.json:
         _json(view)
         return EXIT_OK
-    m = settings.ledger.money
     print(f"account      {view['name']}" + (f" (code {view['code']})" if view["code"] else ""))
-    print(f"balance      {m(view['balance'])}" + (f", overdraft {m(view['overdraft'])}" if view["overdraft"] else ""))
-    print(f"restricted   {'yes' if view['restricted'] else 'no'}" + ("   DISABLED" if view["disabled"] else ""))
+    _print_balance(view, settings.ledger.money)
     print(f"users        {', '.join(view['users']) or '-'}")
     print(f"groups       {', '.join(view['groups']) or '-'}")
     return EXIT_OK

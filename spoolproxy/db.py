@@ -257,53 +257,33 @@ class Database:
         Reads in chunks, each in its own short read transaction, so a slow consumer
         never pins old pages; a record written during the scan may or may not be seen.
         """
-        db = self._table(table)
-        if db is None:
-            self._live()
-            return
-        pos = prefix
-        while True:
-            chunk: list[tuple[bytes, Any]] = []
-            done = False
-            with self._live().begin(db=db, buffers=True) as txn:
-                cur = txn.cursor()
-                ok = cur.set_range(pos)
-                while ok:
-                    k = bytes(cur.key())
-                    if not k.startswith(prefix):
-                        done = True
-                        break
-                    chunk.append((k, unpack(cur.value())))
-                    if len(chunk) >= _SCAN_CHUNK:
-                        break
-                    ok = cur.next()
-                else:
-                    done = True
-            yield from chunk
-            if done or not chunk:
-                return
-            pos = chunk[-1][0] + b"\x00"
+        return self._scan(table, prefix, reverse=False)
 
     def scan_reverse(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
         """scan() from the greatest key down (newest first for u64 keys)."""
+        return self._scan(table, prefix, reverse=True)
+
+    def _scan(self, table: str, prefix: bytes, *, reverse: bool) -> Iterator[tuple[bytes, Any]]:
         db = self._table(table)
         if db is None:
             self._live()
             return
         succ = _successor(prefix)
-        pos: bytes | None = None  # exclusive upper bound of the next chunk
+        pos: bytes | None = None  # where the next chunk starts (forward) or ends, exclusive (reverse)
         while True:
             chunk: list[tuple[bytes, Any]] = []
             done = False
             with self._live().begin(db=db, buffers=True) as txn:
                 cur = txn.cursor()
-                bound = pos if pos is not None else succ
-                if bound is None:
-                    ok = cur.last()
-                elif cur.set_range(bound):
-                    ok = cur.prev()
+                if not reverse:
+                    ok = cur.set_range(prefix if pos is None else pos)
                 else:
-                    ok = cur.last()
+                    bound = pos if pos is not None else succ
+                    if bound is not None and cur.set_range(bound):
+                        ok = cur.prev()
+                    else:
+                        ok = cur.last()
+                step = cur.prev if reverse else cur.next
                 while ok:
                     k = bytes(cur.key())
                     if not k.startswith(prefix):
@@ -312,13 +292,13 @@ class Database:
                     chunk.append((k, unpack(cur.value())))
                     if len(chunk) >= _SCAN_CHUNK:
                         break
-                    ok = cur.prev()
+                    ok = step()
                 else:
                     done = True
             yield from chunk
             if done or not chunk:
                 return
-            pos = chunk[-1][0]
+            pos = chunk[-1][0] if reverse else chunk[-1][0] + b"\x00"
 
     def last(self, table: str, prefix: bytes = b"") -> tuple[bytes, Any] | None:
         """The record with the greatest key starting with prefix, or None."""

@@ -27,6 +27,11 @@ COLUMNS = ("username", "full_name", "email", "groups", "restricted", "overdraft"
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 MAX_IMPORT_BYTES = 64 << 20
+PIN_RULE = "must be 4 to 12 digits"
+
+
+def pin_ok(pin: str) -> bool:
+    return pin.isdigit() and pin.isascii() and 4 <= len(pin) <= 12
 
 
 @dataclass
@@ -80,8 +85,8 @@ def _row_changes(row: dict[str, str], parse_money: Callable[[str], int]) -> tupl
     if cards:
         ch["cards"] = cards
     secrets = {k: row[k].strip() for k in ("pin", "password") if (row.get(k) or "").strip()}
-    if "pin" in secrets and not (secrets["pin"].isdigit() and 4 <= len(secrets["pin"]) <= 12):
-        raise ValueError("pin: must be 4 to 12 digits")
+    if "pin" in secrets and not pin_ok(secrets["pin"]):
+        raise ValueError(f"pin: {PIN_RULE}")
     credit = 0
     v = (row.get("initial_credit") or "").strip()
     if v:
@@ -236,8 +241,8 @@ async def set_user(ledger: Ledger, name: str, changes: dict[str, Any], *, create
     for kind in ("pin", "password"):
         if kind in changes:
             secret = changes.pop(kind)
-            if kind == "pin" and secret and not (secret.isdigit() and 4 <= len(secret) <= 12):
-                raise LedgerError("a PIN must be 4 to 12 digits")
+            if kind == "pin" and secret and not pin_ok(secret):
+                raise LedgerError(f"a PIN {PIN_RULE}")
             changes[f"{kind}_hash"] = (await trio.to_thread.run_sync(hash_secret, secret)) if secret else ""
     return await ledger.update_user(name, changes, create=create, by=by)
 

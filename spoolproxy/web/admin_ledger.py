@@ -212,7 +212,7 @@ class UserOut(BaseModel):
 
 
 def _pin(v: Any) -> Any:
-    if isinstance(v, str) and v and not (v.isascii() and v.isdigit() and 4 <= len(v) <= 12):
+    if isinstance(v, str) and v and not admin.pin_ok(v):
         raise ValueError("a PIN is 4 to 12 digits (\"\" removes it)")
     return v
 

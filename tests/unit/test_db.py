@@ -411,3 +411,13 @@ async def test_transact_runs_a_function_in_the_group_and_isolates_its_failure(db
         nursery.cancel_scope.cancel()
     assert sorted(results) == list(range(20))
     assert db.get("meta", b"half") is None and db.get("meta", b"k7") == 7
+
+
+def test_scan_both_ways_across_chunks(db):
+    db.write_now([("meta", b"a" + u64_key(i), i) for i in range(1500)]
+                 + [("meta", b"b" + u64_key(i), i) for i in range(10)] + [("meta", b"\xff\xff", -1)])
+    forward = [v for _, v in db.scan("meta", b"a")]
+    assert forward == list(range(1500))
+    assert [v for _, v in db.scan_reverse("meta", b"a")] == forward[::-1]
+    assert [v for _, v in db.scan_reverse("meta", b"b")] == list(range(9, -1, -1))
+    assert len(list(db.scan_reverse("meta"))) == len(list(db.scan("meta"))) == 1511
