@@ -86,6 +86,7 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
     from .ledger.charge import Charger
     from .policy.admission import Admission
     from .spool.analysis import Analyzer
+    from .release import Audit, Release
     from .upstream import Upstream
 
     state_dir = settings.node.state_dir
@@ -113,9 +114,12 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
             await nursery.start(service.run)
             await nursery.start(upstream.run)
             # one engine process per core but the one this process mostly uses
-            await nursery.start(Analyzer(store, settings.queues, workers=max(1, (os.cpu_count() or 2) - 1),
-                                         on_ready=upstream.wake, admission=admission).run)
+            analyzer = Analyzer(store, settings.queues, workers=max(1, (os.cpu_count() or 2) - 1),
+                                on_ready=upstream.wake, admission=admission)
+            await nursery.start(analyzer.run)
             nursery.start_soon(store.run_purger, settings.node.job_history)
+            release = Release(settings, store, ledger, upstream, Audit(db), run=analyzer.convert, money=money)
+            await nursery.start(release.run_expiry)
             try:
                 listeners = await nursery.start(server.serve)
             except OSError as e:
@@ -128,16 +132,16 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
             for name, q in settings.queues.items():
                 uri = f"ipp://{host}:{port}/ipp/print/{name}"
                 info.queues[name] = uri
-                log.info("IPP queue %-12s %s -> %s (%s)%s", name, uri, q.printer, q.mode,
+                log.info("IPP queue %-12s %s -> %s (%s)%s", name, uri, q.printer or f"any of {', '.join(q.printers)}", q.mode,
                          " [default]" if name == settings.default_queue else "")
             if settings.web.enabled:
                 info.web_port = await _start_web(nursery, settings, info, started=started, store=store,
-                                                   ledger=ledger)
+                                                   ledger=ledger, release=release)
             task_status.started(info)
 
 
 async def _start_web(nursery: trio.Nursery, settings: Settings, info: NodeInfo, *, started: float, store,
-                     ledger=None) -> int:
+                     ledger=None, release=None) -> int:
     """The web server (admin API, ...) as a task of the node's nursery; returns its port."""
     from .web import AdminTokenError, WebContext, admin_token, create_app, serve_web
 
@@ -145,8 +149,10 @@ async def _start_web(nursery: trio.Nursery, settings: Settings, info: NodeInfo, 
         token = admin_token(settings)  # logs where it is, never the token
     except (OSError, AdminTokenError) as e:
         raise NodeStartError(f"cannot set up the admin API token: {e}") from None
+    from .release import Devices
     app = create_app(WebContext(settings, token, started=started, queue_uris=dict(info.queues), store=store,
-                                    ledger=ledger))
+                                ledger=ledger, release=release, devices=Devices(store.db),
+                                audit=release.audit if release is not None else None))
     try:
         bound = await nursery.start(serve_web, settings, app)
     except OSError as e:

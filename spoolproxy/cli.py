@@ -8,6 +8,8 @@
     spoolproxy jobs show [--config FILE] [--state-dir DIR] [--json] ID
     spoolproxy jobs cancel [--config FILE] [--state-dir DIR] ID
     spoolproxy users import|list|show|set ...     (see cli_ledger.py)
+    spoolproxy devices add|list|remove|new-key    (see cli_release.py)
+    spoolproxy audit [--event E] [--user U]
     spoolproxy accounts list|show|set ...
     spoolproxy balance show|topup|adjust ACCOUNT [AMOUNT --comment TEXT]
     spoolproxy transactions [--account A] [--user U] [--kind K] [--job ID] [--since T] [--until T]
@@ -454,7 +456,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     rows = []
     default = settings.default_queue
     for name, q in settings.queues.items():
-        printer = q.printer
+        printer = q.printer or f"any of {', '.join(q.printers)}"
         if printer.startswith("folder:"):
             printer = f"{printer} ({settings.folder_path(name).resolve()})"
         rows.append((name + (" (default)" if name == default else ""), q.mode, printer,
@@ -750,6 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_ledger import add_parsers
     add_parsers(sub, state_options)
+    from .cli_release import add_parsers as add_release_parsers
+    add_release_parsers(sub, state_options)
 
     p.set_defaults(func=None, parser=p)
     return p

@@ -155,9 +155,52 @@ class LedgerSettings(_Section):
         return parse_money(text, self.decimals)
 
 
+class ReleaseSettings(_Section):
+    """Device login and release (Secure Print, Find-Me): node-wide."""
+
+    # what a login at a device may use; the fields given pick the method
+    methods: list[Literal["card", "card+pin", "identity+pin", "password"]] = Field(
+        default_factory=lambda: ["card", "card+pin", "identity+pin", "password"],
+        description="card alone, card and PIN, identity number and PIN, username and password")
+    session_timeout: float = Field(120.0, gt=0, le=86400,
+                                   description="seconds without a request before a device session ends")
+    lockout_attempts: int = Field(5, ge=1, le=1000, description="wrong PINs/passwords in a row that lock a login")
+    lockout_seconds: float = Field(300.0, gt=0, le=86400, description="how long a locked login stays locked")
+    card_self_register: bool = Field(
+        True, description="an unknown card is registered to whoever logs in with it by username and password")
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("needs at least one login method")
+        return list(dict.fromkeys(v))
+
+
+QUEUE_MODES = ("direct", "hold", "findme")
+
+
 class QueueSettings(_Section):
-    printer: str = Field(description="ipp://host:port/path, socket://host:9100 or folder:DIR")
-    mode: Literal["direct", "hold"] = "direct"
+    # every queue but a Find-Me one has a printer; a Find-Me queue releases at the printers
+    # of the queues named in ``printers``
+    printer: str = Field("", description="ipp://host:port/path, socket://host:9100 or folder:DIR")
+    mode: Literal["direct", "hold", "findme"] = Field(
+        "direct", description="direct: print at once; hold: Secure Print, released at this printer; "
+                              "findme: released at any printer of the queues in printers")
+    # -- release (hold and findme queues) --
+    printers: list[str] = Field(default_factory=list, description="findme: the queues whose printers release it")
+    release: Literal["owner", "manager"] = Field(
+        "owner", description="who releases a held job: its owner (and delegates), or only a manager")
+    managers: list[str] = Field(default_factory=list,
+                                description="users (or @group) who may see and release anyone's jobs")
+    delegates: dict[str, list[str]] = Field(
+        default_factory=dict, description="owner -> users (or @group) who may release the owner's jobs")
+    hold_expiry: float = Field(4 * 3600.0, ge=0, description="seconds a held job waits; then deleted, uncharged "
+                                                              "(0: never)")
+    load_balance: bool = Field(False, description="findme: a release goes to the least busy ready printer "
+                                                  "of the group")
+    color: bool | None = Field(None, description="the printer prints colour (unset: ask the printer; "
+                                                 "non-IPP printers count as colour)")
     default: bool = False
     info: str = ""
     location: str = ""
@@ -179,6 +222,8 @@ class QueueSettings(_Section):
     @field_validator("printer")
     @classmethod
     def _printer_uri(cls, v: str) -> str:
+        if not v:
+            return v  # required or forbidden by the mode: see _mode_keys
         try:
             parts = urlsplit(v)
             host, _ = parts.hostname, parts.port
@@ -200,6 +245,36 @@ class QueueSettings(_Section):
             raise _KeyError(("retry_initial",), f"must not be greater than retry_max ({self.retry_max:g})")
         return self
 
+    @model_validator(mode="after")
+    def _mode_keys(self) -> "QueueSettings":
+        if self.mode == "findme":
+            if self.printer:
+                raise _KeyError(("printer",), "a findme queue has no printer of its own: name the queues "
+                                              "it releases at in printers")
+            if not self.printers:
+                raise _KeyError(("printers",), "a findme queue needs the queues whose printers release it")
+        else:
+            if not self.printer:
+                raise _KeyError(("printer",), "required key is missing")
+            if self.printers:
+                raise _KeyError(("printers",), "only a findme queue has printers (this one has printer)")
+        return self
+
+    @property
+    def holds(self) -> bool:
+        """Jobs wait for a release at a device (Secure Print or Find-Me)."""
+        return self.mode != "direct"
+
+    def may_release_for(self, who: str, groups: list[str] | tuple[str, ...], owner: str) -> bool:
+        """``who`` (member of ``groups``) may release ``owner``'s jobs on this queue."""
+        def named(names: list[str]) -> bool:
+            return who in names or any(f"@{g}" in names for g in groups)
+        if named(self.managers):
+            return True
+        if self.release == "manager":
+            return False
+        return who == owner or named(self.delegates.get(owner, []))
+
 
 def _default_queues() -> dict[str, QueueSettings]:
     return {"demo": QueueSettings(printer="folder:printed", default=True, info="Demo queue",
@@ -211,6 +286,7 @@ class Settings(_Section):
     ipp: IppSettings = IppSettings()
     ledger: LedgerSettings = LedgerSettings()
     web: WebSettings = WebSettings()
+    release: ReleaseSettings = ReleaseSettings()
     queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
 
     @model_validator(mode="after")
@@ -224,11 +300,20 @@ class Settings(_Section):
             others = ", ".join(_key_str(("queues", n, "default")) for n in defaults[:-1])
             raise _KeyError(("queues", defaults[-1], "default"),
                             f"only one queue may be the default ({others} is also true)")
+        for name, q in self.queues.items():
+            for i, other in enumerate(q.printers):
+                target = self.queues.get(other)
+                if target is None:
+                    raise _KeyError(("queues", name, "printers"), f"no queue {other!r} (printers names queues)")
+                if target.mode == "findme":
+                    raise _KeyError(("queues", name, "printers"), f"{other!r} is a findme queue itself")
+                if other in q.printers[:i]:
+                    raise _KeyError(("queues", name, "printers"), f"{other!r} is named twice")
         state = _absolute(self.node.state_dir)
         seen: dict[Path, str] = {}
         for name, q in self.queues.items():
             if not q.printer.startswith("folder:"):
-                continue
+                continue  # also a findme queue: no printer
             folder = _absolute(self.folder_path(name))
             if folder == state or any(folder == state / r or (state / r) in folder.parents
                                       for r in RESERVED_STATE_NAMES):

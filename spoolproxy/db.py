@@ -40,6 +40,8 @@ TABLES: tuple[str, ...] = (
     # the ledger (spoolproxy.ledger)
     "users", "cards", "idents", "groups", "accounts", "account_codes", "balances",
     "txns", "txn_ids",
+    # devices and the audit log of logins and releases (spoolproxy.release)
+    "devices", "device_keys", "audit",
 )
 MAX_DBS = 64  # room for later tables without touching existing environments
 

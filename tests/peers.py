@@ -1376,3 +1376,35 @@ def pattern_chunks(total: int, chunk_size: int = 1 << 20, seed: bytes = b"spoolp
             yield block
 
     return gen(), h
+
+
+# --------------------------------------------------------------------------- small documents
+
+
+def simple_pdf(colors: Iterable[bool], *, media: tuple[int, int] = (595, 842)) -> bytes:
+    """A hand-made PDF, one A4 page per entry: a red square where True, a grey one where
+    False. The engine decides these colours from the content stream alone (no
+    Ghostscript), so a test knows the price before the node counts it."""
+    objs: dict[int, bytes] = {}
+    kids = []
+    pages = list(colors)
+    for i, color in enumerate(pages):
+        pn, cn = 3 + 2 * i, 4 + 2 * i
+        kids.append(f"{pn} 0 R")
+        objs[pn] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {media[0]} {media[1]}] /Resources << >> "
+                    f"/Contents {cn} 0 R >>").encode()
+        content = (b"1 0 0 rg" if color else b"0.5 g") + b" 100 100 200 200 re f"
+        objs[cn] = b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
+    objs[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
+    objs[2] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(pages)} >>".encode()
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+    for k in sorted(objs):
+        offsets[k] = len(out)
+        out += b"%d 0 obj\n" % k + objs[k] + b"\nendobj\n"
+    xref, size = len(out), max(objs) + 1
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+    for k in range(1, size):
+        out += b"%010d 00000 n \n" % offsets[k]
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
+    return bytes(out)

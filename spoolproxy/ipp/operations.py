@@ -472,7 +472,7 @@ class PrinterService:
 
     def _holds(self, queue: str) -> bool:
         """A hold queue keeps every job until it is released (Secure Print)."""
-        return self.settings.queues[queue].mode == "hold"
+        return self.settings.queues[queue].holds
 
     def _set_initial_state(self, job: Job, held: bool) -> None:
         if held:
@@ -594,6 +594,9 @@ class PrinterService:
         self._check_owner(job, req)
         if job.state != JobState.PENDING_HELD:
             raise RequestError(Status.NOT_POSSIBLE, f"Job #{job.id} is not held.")
+        if self._holds(queue):  # Secure Print: the owner proves who they are at the printer
+            raise RequestError(Status.NOT_POSSIBLE, f"Jobs on {queue} are released at the printer: log in there "
+                                                    "with your card, PIN or password.")
         job.state, job.state_reasons = int(JobState.PENDING), ["none"] if job.closed else ["job-incoming"]
         await self.store.save(job)
         self.upstream.wake(queue)

@@ -33,7 +33,7 @@ from .model import (
     NeedsInterpreter, PageRun, PdlError, RunBuilder, UnsupportedFormat,
 )
 
-__all__ = ["analyze", "convert_grayscale", "convert_duplex", "GS_TIMEOUT"]
+__all__ = ["analyze", "convert_grayscale", "convert_duplex", "conversion_targets", "convert_format", "GS_TIMEOUT"]
 
 PDF = "application/pdf"
 POSTSCRIPT = "application/postscript"
@@ -399,3 +399,61 @@ def _convert_section(f, out, s: _Section, end: int, size: int, gray: bool, sides
     except AttributeError:
         raise ConversionError(f"no {'grayscale' if gray else 'duplex'} conversion for {s.fmt}") from None
 
+
+# --- format conversion (Ghostscript) -------------------------------------------------
+
+def conversion_targets(source_format: str) -> tuple[str, ...]:
+    """The formats (MIME types, as the engine names them) convert_format can turn a
+    document in ``source_format`` into, best fidelity first. Ghostscript reads PDF and
+    PostScript only: other formats, and every format when there is no Ghostscript,
+    convert to nothing."""
+    gs = _gs()
+    if source_format not in gs.CONVERSION_SOURCES:
+        return ()
+    try:
+        usable = os.access(gs.executable(), os.X_OK)  # $SPOOLPROXY_GS is not checked by executable()
+    except gs.GhostscriptUnavailable:
+        usable = False
+    return tuple(gs.CONVERSIONS) if usable else ()
+
+
+def convert_format(src, dst, target: str, *, gray: bool = False, timeout: float = GS_TIMEOUT) -> None:
+    """Write ``src`` (a path or a seekable binary file) converted to ``target``, one of
+    conversion_targets(its format), to the path ``dst``; ``gray``: without colour
+    (PCL is always monochrome). A PJL job's one PDF or PostScript section is converted
+    and its PJL left out (the PJL was for the language it is no longer in).
+
+    Raises ConversionError, naming both formats, for a pair that cannot be converted,
+    a Ghostscript that fails, times out or writes nothing; ``dst`` is then not written.
+    """
+    gs = _gs()
+    with _opened(src) as f:
+        size = f.seek(0, 2)
+        fmt, start, end = _convertible_part(f, size)
+        if fmt not in gs.CONVERSION_SOURCES or target not in gs.CONVERSIONS:
+            raise ConversionError(
+                f"cannot convert {fmt} to {target}: Ghostscript converts "
+                f"{' and '.join(gs.CONVERSION_SOURCES)} to {', '.join(gs.CONVERSIONS)} only")
+        try:
+            with _section_file(f, start, end, size, ".pdf" if fmt == PDF else ".ps") as path:
+                gs.convert(path, dst, target, gray=gray, timeout=timeout)
+        except ConversionError as e:  # the same kind (timeout, no gs ...), with both formats named
+            raise type(e)(f"cannot convert {fmt} to {target}: {e}") from None
+
+
+def _convertible_part(f: BinaryIO, size: int) -> tuple[str, int, int]:
+    """(format, start, end) of what is to be converted: the whole document, or the one
+    section of a PJL job."""
+    if size == 0:
+        raise ConversionError("cannot convert an empty document")
+    head = _window(f, 0)
+    if not pjl.starts_pjl(head):  # no need to scan it: the format is all we need
+        return _sniffer().detect(head), 0, size
+    try:
+        sections = [(s.fmt, s.body, end) for s, _runs, end in _walk(f, size)]
+    except PdlError as e:
+        raise ConversionError(f"cannot convert this PJL job: {e}") from None
+    if len(sections) != 1:
+        raise ConversionError(f"cannot convert a PJL job with {len(sections)} sections "
+                              f"({', '.join(s[0] for s in sections)}) to one format")
+    return sections[0]

@@ -1,8 +1,9 @@
-"""Ghostscript as a sandboxed subprocess: ink coverage, page counts, gray PDF.
+"""Ghostscript as a sandboxed subprocess: ink coverage, page counts, conversions.
 
 The document engine asks Ghostscript only what it cannot answer itself: the colour
 of a PDF page its own scan could not decide, the page count of PostScript without
-usable DSC, and the grayscale conversion of a PDF. Every run is sandboxed the same way:
+usable DSC, the grayscale conversion of a PDF, and the conversion of PDF or
+PostScript into another format (CONVERSIONS). Every run is sandboxed the same way:
 
 * ``-dSAFER -dBATCH -dNOPAUSE -dQUIET``; the argument vector is passed without a shell
   and the document is named after ``-f`` (so a name starting with ``-`` or ``@`` is
@@ -49,8 +50,8 @@ from .model import ConversionError, PdlError
 __all__ = [
     "GhostscriptError", "GhostscriptUnavailable", "GhostscriptTimeout", "GhostscriptConversionError",
     "DEFAULT_TIMEOUT", "COLOR_THRESHOLD", "SAFE_FLAGS", "INKCOV_FLAGS", "INKCOV_SETUP",
-    "MAX_DEVICE_OUTPUT", "MAX_MESSAGES",
-    "inkcov", "parse_inkcov", "is_color", "page_count", "pdf_to_gray", "executable",
+    "MAX_DEVICE_OUTPUT", "MAX_MESSAGES", "CONVERSION_SOURCES", "CONVERSIONS", "RASTER_RESOLUTION",
+    "inkcov", "parse_inkcov", "is_color", "page_count", "pdf_to_gray", "convert", "executable",
 ]
 
 DEFAULT_TIMEOUT = 120.0      # seconds for one gs run
@@ -66,6 +67,27 @@ SAFE_FLAGS = ("-dSAFER", "-dBATCH", "-dNOPAUSE", "-dQUIET")
 # See the module docstring: together these make neutral RGB grays K only.
 INKCOV_FLAGS = ("-dUseFastColor",)
 INKCOV_SETUP = "{} setblackgeneration {} setundercolorremoval"
+
+# What convert() reads, and what it writes: target MIME type → (device arguments for
+# colour, for grayscale), best fidelity first. Checked with gs 10.00: each output is
+# detected by pdl.analyze as its type, with the source's pages, and the grayscale
+# variant has no colour page.
+CONVERSION_SOURCES = ("application/pdf", "application/postscript")
+RASTER_RESOLUTION = 300  # dpi of PWG raster (IPP Everywhere printers take 300 dpi)
+_GRAY = ("-sColorConversionStrategy=Gray", "-dProcessColorModel=/DeviceGray")
+# AutoRotatePages=/None: pdfwrite and ps2write would otherwise turn pages to follow their text
+_PDF = ("-sDEVICE=pdfwrite", "-dAutoRotatePages=/None")
+_PS = ("-sDEVICE=ps2write", "-dAutoRotatePages=/None")
+# pwgraster's default colour space is gray: sRGB (19) must be asked for; 18 is sGray
+_PWG = ("-sDEVICE=pwgraster", f"-r{RASTER_RESOLUTION}", "-dcupsBitsPerColor=8")
+CONVERSIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "application/pdf": (_PDF, (*_PDF, *_GRAY)),
+    "application/postscript": (_PS, (*_PS, *_GRAY)),
+    "application/vnd.hp-pclxl": (("-sDEVICE=pxlcolor",), ("-sDEVICE=pxlmono",)),
+    "image/pwg-raster": ((*_PWG, "-dcupsColorSpace=19"), (*_PWG, "-dcupsColorSpace=18")),
+    # ljet4 is PCL 5e, monochrome only: colours come out as halftoned black either way
+    "application/vnd.hp-pcl": (("-sDEVICE=ljet4",), ("-sDEVICE=ljet4",)),
+}
 
 
 class GhostscriptError(PdlError):
@@ -149,7 +171,10 @@ def _run(args: Sequence[str], document: str | os.PathLike, timeout: float, *,
     """
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise TypeError("timeout must be a positive number of seconds")
-    gs = executable()
+    try:
+        gs = executable()
+    except GhostscriptUnavailable as e:
+        raise _kind(error, GhostscriptUnavailable)(str(e)) from None
     doc = os.path.abspath(os.fspath(document))
     if not os.path.isfile(doc):
         raise error(f"no such document: {doc}")
@@ -161,7 +186,10 @@ def _run(args: Sequence[str], document: str | os.PathLike, timeout: float, *,
             argv += ["-c", setup]
         if name_document:
             argv += ["-f", doc]
-        proc = _spawn(argv, workdir)
+        try:
+            proc = _spawn(argv, workdir)
+        except GhostscriptUnavailable as e:
+            raise _kind(error, GhostscriptUnavailable)(str(e)) from None
         try:
             messages, timed_out = _collect(proc, timeout, counter)
         finally:
@@ -171,7 +199,7 @@ def _run(args: Sequence[str], document: str | os.PathLike, timeout: float, *,
             assert proc.stdout is not None
             proc.stdout.close()
         if timed_out:
-            raise _timeout_for(error)(f"Ghostscript took longer than {timeout:g} s and was stopped")
+            raise _kind(error, GhostscriptTimeout)(f"Ghostscript took longer than {timeout:g} s and was stopped")
         if proc.returncode != 0:
             raise error(f"Ghostscript failed: {_message(messages, proc.returncode)}")
         if any(m in messages for m in _FATAL):  # gs exits 0 on a PDF it cannot open at all
@@ -180,8 +208,9 @@ def _run(args: Sequence[str], document: str | os.PathLike, timeout: float, *,
         if output_name is not None:
             produced = os.path.join(workdir, output_name)
             if keep_output is not None:
-                if not os.path.isfile(produced):
-                    raise error(f"Ghostscript wrote no output: {_message(messages, 0)}")
+                # a document without pages gives no file or an empty one, and gs exits 0
+                if not os.path.isfile(produced) or os.path.getsize(produced) == 0:
+                    raise error(f"Ghostscript wrote no output ({_message(messages, 0)})")
                 shutil.move(produced, os.fspath(keep_output))
             elif os.path.isfile(produced):
                 with open(produced, "rb") as f:
@@ -267,8 +296,16 @@ class _ConversionTimeout(GhostscriptTimeout, GhostscriptConversionError):
     """A Ghostscript conversion ran out of time."""
 
 
-def _timeout_for(error: type) -> type:
-    return _ConversionTimeout if issubclass(error, ConversionError) else GhostscriptTimeout
+class _ConversionUnavailable(GhostscriptUnavailable, GhostscriptConversionError):
+    """A Ghostscript conversion found no Ghostscript."""
+
+
+def _kind(error: type, kind: type) -> type:
+    """``kind`` (GhostscriptTimeout or GhostscriptUnavailable), or its twin that is also
+    a ConversionError when the caller converts: a caller catching either one catches it."""
+    if issubclass(error, ConversionError):
+        return {GhostscriptTimeout: _ConversionTimeout, GhostscriptUnavailable: _ConversionUnavailable}[kind]
+    return kind
 
 
 # -- the questions --------------------------------------------------------------------------------
@@ -374,6 +411,19 @@ def pdf_to_gray(src: str | os.PathLike, dst: str | os.PathLike, timeout: float =
     moved into place); on failure a GhostscriptConversionError is raised and nothing
     is left at ``dst``.
     """
-    args = ["-sDEVICE=pdfwrite", "-sColorConversionStrategy=Gray", "-dProcessColorModel=/DeviceGray",
-            "-dAutoRotatePages=/None"]
-    _run(args, src, timeout, output_name="gray.pdf", keep_output=dst, error=GhostscriptConversionError)
+    convert(src, dst, "application/pdf", gray=True, timeout=timeout)
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, target: str, *, gray: bool = False,
+            timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Write the PDF or PostScript ``src`` converted to ``target`` (a key of CONVERSIONS)
+    to ``dst``; ``gray``: with the device's grayscale settings.
+
+    gs streams: neither document is read into memory. ``dst`` appears only when gs
+    succeeded and wrote something; otherwise a GhostscriptConversionError is raised
+    and nothing is left at ``dst``.
+    """
+    if target not in CONVERSIONS:
+        raise GhostscriptConversionError(f"Ghostscript does not convert to {target}")
+    _run(CONVERSIONS[target][bool(gray)], src, timeout, output_name="converted", keep_output=dst,
+         error=GhostscriptConversionError)

@@ -11,27 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-from .. import pdl
 from ..config import LedgerSettings, QueueSettings
-from ..ipp import codec
-from ..ipp.model import JobState, Tag
+from ..ipp.model import JobState
 from ..ipp.types import Attribute
 from ..ledger import Ledger, LedgerError, personal, shared
 from ..ledger.charge import whose
 from ..ledger.cost import MONOCHROME_MODES, job_cost
 from ..ledger.store import NO_CREDIT
 from ..spool.job import Job, job_totals
+from .convert import (attributes as _attributes, convert_documents, int_attr as _int, keyword as _keyword,
+                      named_account as _named_account, set_attributes as _set_attributes, sides as _sides,
+                      Runner)
 from .filters import Decision, Facts, applies, duplicate_message, evaluate
 
 log = logging.getLogger("spoolproxy.policy")
 
-# PWG 5100.7 (IPP Job Extensions); a PJL header's account comes from the engine
-ACCOUNT_ATTRIBUTES = ("job-account-id",)
-Runner = Callable[..., Awaitable[Any]]
 
 
 class Admission:
@@ -168,46 +165,7 @@ class Admission:
             media=tuple(sorted(media)))
 
     async def _convert(self, job: Job, d: Decision, run: Runner) -> str:
-        """Convert each document that needs it into a new spool file; '' or why not."""
-        replaced: list[str] = []
-        for doc in job.documents:
-            a = doc.analysis or {}
-            if "error" in a:
-                if d.gray:
-                    return ("This queue prints in grayscale only, and the document could not be "
-                            "counted to convert it.")
-                continue
-            gray = d.gray and (a.get("color_impressions", 0) or a.get("undecided", 0))
-            duplex = d.duplex and a.get("format") != "application/pdf"  # PDF: the sides attribute
-            if not gray and not duplex:
-                continue
-            name = self.store.new_file_name()
-            dst = self.store.path(name)
-            try:
-                if gray:
-                    await run(pdl.convert_grayscale, str(self.store.path(doc)), str(dst))
-                else:
-                    await run(pdl.convert_duplex, str(self.store.path(doc)), str(dst),
-                              "two-sided-long-edge")
-            except pdl.PdlError as e:
-                self.store.discard_file(name)
-                if gray:
-                    return f"This queue prints in grayscale only, and the document could not be converted: {e}."
-                log.info("job %d document %d: printed two-sided by the sides attribute (%s)",
-                         job.id, doc.number, e)
-                continue
-            except BaseException:
-                self.store.discard_file(name)
-                raise
-            replaced.append(doc.path)
-            doc.path = name
-            doc.size = os.stat(dst).st_size
-            if gray:
-                _gray_summary(a)
-                a["converted"] = "grayscale"
-        if replaced:
-            job.extra.setdefault("replaced_files", []).extend(replaced)
-        return ""
+        return await convert_documents(job, self.store, run, gray=d.gray, duplex=d.duplex)
 
     def _deny(self, job: Job, reason: str, message: str) -> None:
         if job.is_final:  # canceled while it was being converted: that stands
@@ -217,67 +175,6 @@ class Admission:
         job.state_message = message
         job.completed = time.time()
         log.info("job %d (%s, user %s) refused: %s", job.id, job.queue, job.user, message)
-
-
-def _attributes(job: Job) -> list[Attribute]:
-    if not job.attributes:
-        return []
-    try:
-        return codec.decode_attributes(job.attributes)
-    except codec.CodecError:
-        return []
-
-
-def _value(attrs: list[Attribute], name: str) -> Any:
-    for a in attrs:
-        if a.name == name and a.values and not a.is_out_of_band():
-            return a.values[0]
-    return None
-
-
-def _int(attrs: list[Attribute], name: str, default: int) -> int:
-    v = _value(attrs, name)
-    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
-
-
-def _keyword(attrs: list[Attribute], name: str) -> str | None:
-    v = _value(attrs, name)
-    v = getattr(v, "text", v)
-    return v if isinstance(v, str) else None
-
-
-def _sides(attrs: list[Attribute]) -> str | None:
-    return _keyword(attrs, "sides")
-
-
-def _named_account(attrs: list[Attribute]) -> str:
-    for name in ACCOUNT_ATTRIBUTES:
-        v = _keyword(attrs, name)
-        if v and v.strip():
-            return v.strip()
-    return ""
-
-
-def _set_attributes(attrs: list[Attribute], *, gray: bool, sides: str | None) -> bytes:
-    """The job's attributes with the conversions' print-color-mode and sides, so that
-    the printer is told too and Get-Job-Attributes shows what will be printed."""
-    out = [a for a in attrs if not ((gray and a.name == "print-color-mode")
-                                    or (sides and a.name == "sides"))]
-    if gray:
-        out.append(Attribute("print-color-mode", Tag.KEYWORD, ["monochrome"]))
-    if sides:
-        out.append(Attribute("sides", Tag.KEYWORD, [sides]))
-    return codec.encode_attributes(out)
-
-
-def _gray_summary(a: dict[str, Any]) -> None:
-    a["color_impressions"] = 0
-    a["undecided"] = 0
-    merged: dict[tuple, int] = {}
-    for n, _color, sides, media, copies in a.get("kinds", ()):
-        key = (sides, tuple(media) if media else None, copies)
-        merged[key] = merged.get(key, 0) + n
-    a["kinds"] = [[n, False, s, list(m) if m else None, c] for (s, m, c), n in merged.items()]
 
 
 def _fingerprint(job: Job, attrs: list[Attribute]) -> str | None:

@@ -159,6 +159,10 @@ class Analyzer:
             log.error("the document engine's worker died on %s: %s", run.args[0], e)
             return {"error": "the document engine crashed on this document", "kind": "EngineCrash"}
 
+    async def convert(self, fn, *args) -> Any:
+        """fn(*args) in a document-engine worker (a release's conversions)."""
+        return await self._call(fn, *args)
+
     async def _call(self, fn, *args, limiter: trio.CapacityLimiter | None = None) -> Any:
         """fn(*args) in a worker (conversions); a worker that dies is a ConversionError."""
         if self._context is None:

@@ -68,6 +68,13 @@ class Job:
     impressions_completed: int = 0
     k_octets: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # room for later capabilities
+    # the queue whose printer delivers the job: "" is the job's own queue; a Find-Me job
+    # gets the printer it was released at
+    target: str = ""
+
+    @property
+    def printer_queue(self) -> str:
+        return self.target or self.queue
 
     @property
     def is_final(self) -> bool:

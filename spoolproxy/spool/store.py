@@ -129,7 +129,8 @@ class JobStore:
         # picking the next job costs the same with 10 or 10,000 jobs waiting
         self._ready_by_queue: dict[str, SortedDict] = {}
         self._unanalyzed: SortedDict = SortedDict()  # id -> Job, closed, not final, not analysed
-        self._indexed: dict[int, tuple[str, bool, bool, bool]] = {}  # id -> (queue, active, ready, unanalyzed)
+        # id -> (queue, active, ready, unanalyzed, printer queue)
+        self._indexed: dict[int, tuple[str, bool, bool, bool, str]] = {}
         self._persisted: set[int] = set()  # ids with a committed record
         self._claimed: set[int] = set()  # ids save() was called for (committed or in flight)
         self._spooling: set[str] = set()  # spool files being written right now
@@ -169,19 +170,19 @@ class JobStore:
     def _index(self, job: Job) -> None:
         analyzed = job.analyzed or not self.analysis
         want = (job.queue, not job.is_final, job.state == JobState.PENDING and job.closed and analyzed,
-                job.closed and not analyzed and not job.is_final)
+                job.closed and not analyzed and not job.is_final, job.target or job.queue)
         have = self._indexed.get(job.id)
         if have == want:
             return
         if have is not None:
             self._unindex(job.id)
-        queue, active, ready, unanalyzed = want
+        queue, active, ready, unanalyzed, printer = want
         _queue_dict(self._by_queue, queue)[job.id] = job
         if active:
             self._active[job.id] = job
             _queue_dict(self._active_by_queue, queue)[job.id] = job
-        if ready:
-            _queue_dict(self._ready_by_queue, queue)[job.id] = job
+        if ready:  # by the queue whose printer delivers it
+            _queue_dict(self._ready_by_queue, printer)[job.id] = job
         if unanalyzed:
             self._unanalyzed[job.id] = job
         self._indexed[job.id] = want
@@ -190,7 +191,7 @@ class JobStore:
         have = self._indexed.pop(job_id, None)
         if have is None:
             return
-        queue, active, ready, unanalyzed = have
+        queue, active, ready, unanalyzed, printer = have
         self._by_queue[queue].pop(job_id, None)
         if unanalyzed:
             self._unanalyzed.pop(job_id, None)
@@ -198,7 +199,7 @@ class JobStore:
             self._active.pop(job_id, None)
             self._active_by_queue[queue].pop(job_id, None)
         if ready:
-            self._ready_by_queue[queue].pop(job_id, None)
+            self._ready_by_queue[printer].pop(job_id, None)
 
     # ---- reads (inline) --------------------------------------------------------
 
@@ -233,7 +234,8 @@ class JobStore:
         return out
 
     def deliverable(self, queue: str) -> list[Job]:
-        """Saved jobs of queue that are pending and closed, id order."""
+        """Saved jobs that queue's printer delivers (their own, and Find-Me jobs released
+        there) that are pending and closed, id order."""
         return list(self.iter_deliverable(queue))
 
     def iter_deliverable(self, queue: str) -> Iterator[Job]:
@@ -244,6 +246,10 @@ class JobStore:
         for j in self._ready_by_queue.get(queue, {}).values():
             if j.state == JobState.PENDING and j.closed and j.id in persisted and (j.analyzed or not self.analysis):
                 yield j
+
+    def pending_count(self, queue: str) -> int:
+        """How many jobs wait for queue's printer (as of their last save)."""
+        return len(self._ready_by_queue.get(queue, ()))
 
     def iter_unanalyzed(self) -> Iterator[Job]:
         """Saved, closed, non-final jobs the document engine has not seen, id order
@@ -299,11 +305,12 @@ class JobStore:
         """Commit the job's current state durably (snapshot taken at the call)."""
         await self.save_many([job])
 
-    async def save_many(self, jobs: Iterable[Job]) -> None:
-        """Commit several jobs in one transaction (all or nothing)."""
+    async def save_many(self, jobs: Iterable[Job], *, also: Iterable[Callable[[WriteTxn], Any]] = ()) -> None:
+        """Commit several jobs in one transaction (all or nothing), with ``also``: writes
+        that belong to the same change (e.g. its audit entries)."""
         jobs = list(jobs)
         ops = []
-        fns = []
+        fns = list(also)
         for job in jobs:
             if self._jobs.get(job.id) is not job:
                 raise JobNotFound(job.id)
@@ -328,7 +335,7 @@ class JobStore:
         for job in jobs:
             if self._jobs.get(job.id) is job:
                 self._persisted.add(job.id)
-        for queue in {j.queue for j in jobs}:
+        for queue in {q for j in jobs for q in (j.queue, j.target) if q}:
             self.notify(queue)
 
     async def delete(self, job: Job) -> None:

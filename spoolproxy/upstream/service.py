@@ -151,16 +151,20 @@ class Lane:
 
     # -- worker --
 
+    def _mine(self, jobs: list[Job]) -> list[Job]:
+        """The jobs this lane's printer delivers: its queue's, and Find-Me jobs released here."""
+        return [j for j in jobs if (getattr(j, "target", "") or j.queue) == self.name]
+
     def _load_startup_work(self) -> None:
         try:
-            active = self.store.jobs(self.name, which="not-completed")
+            active = self._mine(self.store.jobs(which="not-completed"))
         except TypeError:  # a store without keyword support
             active = self.store.jobs(self.name)
         self.resume = [j for j in active if j.state in IN_FLIGHT and j.closed]
         self.interrupted = {j.id: j for j in active if j.state == JobState.PENDING
                             and j.delivery.phase in UPSTREAM_CANCEL_PHASES}
         try:
-            finished = self.store.jobs(self.name, which="completed")
+            finished = self._mine(self.store.jobs(which="completed"))
         except (TypeError, ValueError):
             finished = []
         for j in finished:
@@ -413,6 +417,8 @@ class Upstream:
         self.store = store
         self.lanes: dict[str, Lane] = {}
         for name, qs in settings.queues.items():
+            if not qs.printer:
+                continue  # a Find-Me queue: its jobs go out through the lanes of its printers
             backend = (backends or {}).get(name) or make_backend(settings, name)
             self.lanes[name] = Lane(name, qs, store, backend, follow_interval=follow_interval,
                                     charger=charger)
@@ -442,6 +448,10 @@ class Upstream:
 
     def status(self, queue: str) -> PrinterStatus:
         lane = self.lanes.get(queue)
+        qs = self.settings.queues.get(queue)
+        if lane is None and qs is not None and qs.mode == "findme":
+            return PrinterStatus(PrinterState.IDLE, ["none"], f"Find-Me: released at {', '.join(qs.printers)}",
+                                 None, True, time.time())
         return lane.status if lane is not None else PrinterStatus(
             PrinterState.STOPPED, ["offline-report"], f"no queue {queue!r}", None, False, 0.0)
 
@@ -449,7 +459,7 @@ class Upstream:
         """The server has set ``job`` CANCELED and saved it: stop any delivery of it and
         cancel it at the printer if it got there. Returns once that is done, or after
         about the queue's timeout (the worker keeps trying). Never raises."""
-        lane = self.lanes.get(job.queue)
+        lane = self.lanes.get(job.target or job.queue)
         if lane is None:
             await trio.lowlevel.checkpoint()
             return

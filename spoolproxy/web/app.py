@@ -6,6 +6,8 @@ URLs that MFD vendors and scripts rely on, stable across versions:
     /api/docs                its Swagger UI
     /api/v1/health           liveness, no authentication
     /api/v1/admin/...        the admin API: Authorization: Bearer ADMIN_TOKEN
+    /api/v1/device/...       the device API of MFDs and release stations: X-Device-Key
+    /release                 the release-station page (HTML)
 
 A router plugs in through the lists below (or ``create_app(ctx, routers=...,
 admin_routers=...)``): a router in ADMIN_ROUTERS is mounted under /api/v1/admin behind
@@ -21,6 +23,7 @@ from typing import Any, Literal, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from .. import __version__
@@ -82,6 +85,9 @@ class WebContext:
     queue_uris: dict[str, str] = field(default_factory=dict)  # queue -> ipp:// URI clients print to
     ledger: Any = None
     store: Any = None
+    release: Any = None  # spoolproxy.release.Release
+    devices: Any = None  # spoolproxy.release.Devices
+    audit: Any = None  # spoolproxy.release.Audit
 
 
 def get_context(request: Request) -> WebContext:
@@ -113,8 +119,10 @@ node_router = APIRouter(tags=["admin"])
 
 
 class QueueInfo(BaseModel):
-    printer: str = Field(description="the printer the queue sends to (ipp://, socket://, folder:)")
-    mode: Literal["direct", "hold"]
+    printer: str = Field(description="the printer the queue sends to (ipp://, socket://, folder:); "
+                                     "empty for a findme queue")
+    mode: Literal["direct", "hold", "findme"]
+    printers: list[str] = Field(default_factory=list, description="findme: the queues it releases at")
     default: bool
     uri: str | None = Field(None, description="the ipp:// URI clients print to")
 
@@ -133,7 +141,7 @@ class NodeStatus(BaseModel):
 async def node_status(ctx: WebContext = Depends(get_context)) -> NodeStatus:
     s = ctx.settings
     default = s.default_queue
-    queues = {name: QueueInfo(printer=q.printer, mode=q.mode, default=name == default, uri=ctx.queue_uris.get(name))
+    queues = {name: QueueInfo(printer=q.printer, mode=q.mode, printers=q.printers, default=name == default, uri=ctx.queue_uris.get(name))
               for name, q in s.queues.items()}
     return NodeStatus(name=s.node.name, role=s.node.role, version=__version__,
                       state_dir=str(s.node.state_dir.resolve()), started=ctx.started,
@@ -142,10 +150,14 @@ async def node_status(ctx: WebContext = Depends(get_context)) -> NodeStatus:
 
 # -- the application -------------------------------------------------------------------------
 
-ROUTERS: list[APIRouter] = [health_router]  # under /api/v1, no authentication of their own
 from .admin_ledger import router as ledger_router  # noqa: E402 (it imports WebContext, get_context from here)
+from .admin_release import router as admin_release_router  # noqa: E402
+from .release_api import router as device_router  # noqa: E402
 
-ADMIN_ROUTERS: list[APIRouter] = [node_router, ledger_router]  # under /api/v1/admin, admin token required
+# under /api/v1, no admin token (the device API has its own keys)
+ROUTERS: list[APIRouter] = [health_router, device_router]
+# under /api/v1/admin, admin token required
+ADMIN_ROUTERS: list[APIRouter] = [node_router, ledger_router, admin_release_router]
 
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No admin token (the response has WWW-Authenticate: Bearer)"},
@@ -175,6 +187,12 @@ def create_app(ctx: WebContext, *, routers: Sequence[APIRouter] = (),
         api.include_router(r)
     api.include_router(admin)
     app.include_router(api)
+    from .release_page import BASE as RELEASE_PAGE, router as release_page_router
+    app.include_router(release_page_router)
+
+    @app.get("/", include_in_schema=False)
+    async def _root() -> RedirectResponse:
+        return RedirectResponse(RELEASE_PAGE, status_code=307)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -164,7 +164,7 @@ def test_unknown_key_in_a_queue(tmp_path):
 def test_queue_names_with_dots_are_quoted_like_toml(tmp_path):
     (line,) = error_lines(tmp_path, '[queues."a.b"]\nprinter = "folder:x"\nmode = "later"\n')
     assert ': queues."a.b".mode: ' in line
-    assert "'direct' or 'hold'" in line
+    assert "'direct', 'hold' or 'findme'" in line
     assert "'later'" in line
 
 

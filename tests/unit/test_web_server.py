@@ -496,9 +496,9 @@ async def test_node_serves_web_with_a_token_file(tmp_path, nursery, caplog):
     assert 0 <= body["uptime"] < 60
     assert body["queues"] == {
         "demo": {"printer": f"folder:{tmp_path / 'out'}", "mode": "direct", "default": True,
-                 "uri": info.queues["demo"]},
+                 "printers": [], "uri": info.queues["demo"]},
         "held": {"printer": "ipp://127.0.0.1:9/ipp/print", "mode": "hold", "default": False,
-                 "uri": info.queues["held"]},
+                 "printers": [], "uri": info.queues["held"]},
     }
     assert info.queues["demo"] == f"ipp://127.0.0.1:{info.ipp_port}/ipp/print/demo"
 
