@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from spoolproxy.ledger import LedgerError
@@ -41,6 +41,9 @@ def test_any_input_is_rows_errors_or_a_file_error(data):
 @given(st.lists(user, max_size=8, unique_by=lambda u: u["username"].strip()),
        st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]), st.sampled_from(["\n", "\r\n"]))
 def test_what_a_spreadsheet_writes_reads_back(users, quoting, newline):
+    # csv.writer leaves a lone CR unquoted when the line ends are LF only (it quotes the
+    # lineterminator's characters): no reader can read that back, and no spreadsheet writes it
+    assume(quoting != csv.QUOTE_MINIMAL or newline != "\n" or not any("\r" in u["full_name"] for u in users))
     out = io.StringIO()
     w = csv.writer(out, quoting=quoting, lineterminator=newline)
     w.writerow(["username", "full_name", "groups", "restricted", "overdraft", "card"])

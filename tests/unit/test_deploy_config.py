@@ -14,10 +14,10 @@ def test_example_config_validates():
     settings = config.load(DEPLOY / "spoolproxy.toml")
     assert settings.ipp.port == 631
     assert settings.node.state_dir == Path("/var/lib/spoolproxy")
-    schemes = {q.printer.split(":", 1)[0] for q in settings.queues.values()}
+    schemes = {q.printer.split(":", 1)[0] for q in settings.queues.values() if q.printer}
     assert {"ipp", "socket"} <= schemes  # an IPP printer and an AppSocket printer
     assert settings.default_queue in settings.queues
-    assert {q.mode for q in settings.queues.values()} == {"direct", "hold"}
+    assert {q.mode for q in settings.queues.values()} == {"direct", "hold", "findme"}
 
 
 def test_example_config_sets_every_key_the_schema_has():
@@ -29,6 +29,7 @@ def test_example_config_sets_every_key_the_schema_has():
     assert set(data["ipp"]) == set(config.IppSettings.model_fields)
     assert set(data["web"]) == set(config.WebSettings.model_fields)
     assert set(data["ledger"]) == set(config.LedgerSettings.model_fields)
+    assert set(data["release"]) == set(config.ReleaseSettings.model_fields)
     used = set().union(*(q.keys() for q in data["queues"].values()))
     assert used == set(config.QueueSettings.model_fields)
     from spoolproxy.ledger.cost import CostSettings
@@ -67,6 +68,7 @@ def test_readme_config_shows_every_key_with_its_default():
     assert set(data["ipp"]) | commented >= set(config.IppSettings.model_fields)
     assert set(data["web"]) | commented >= set(config.WebSettings.model_fields)
     assert set(data["ledger"]) | commented >= set(config.LedgerSettings.model_fields)
+    assert set(data["release"]) | commented >= set(config.ReleaseSettings.model_fields)
     (queue,) = data["queues"].values()
     assert set(queue) | commented >= set(config.QueueSettings.model_fields)
     assert set(queue["cost"]) | commented >= set(config.CostSettings.model_fields)

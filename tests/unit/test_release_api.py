@@ -439,3 +439,34 @@ async def test_openapi_documents_the_device_api(site):
         assert p in paths, p
     assert {"deviceKey": []} in paths["/api/v1/device/jobs"]["get"]["security"] or \
         any("deviceKey" in s for s in paths["/api/v1/device/jobs"]["get"]["security"])
+
+
+async def test_no_endpoint_leaks_another_users_job(site):
+    await site.user("ann", card="1111")
+    await site.user("bob", card="2222")
+    dev = await site.device("d", "secure")
+    job_id = await site.submit("secure", "ann", name="ann-private-letter.pdf")
+    await dev.login(card="1111")
+    await dev.wait_job(job_id)
+    await dev.login(card="2222")
+    missing = job_id + 1000
+    bodies = []
+    for path, body in (("/jobs", None), ("/me", None)):
+        r = await dev.get(path)
+        assert r.status_code == 200
+        bodies.append(r.text)
+    for jid in (job_id, missing):  # someone else's job and no job look the same
+        r = await dev.post(f"/jobs/{jid}/quote", {})
+        problem(r, 404, "not-found")
+        bodies.append(r.text.replace(str(jid), "N"))
+        for path in ("/release", "/cancel"):
+            r = await dev.post(path, {"jobs": [jid]})
+            (res,) = r.json()["results"]
+            assert (res["ok"], res["reason"]) == (False, "not-found")
+            bodies.append(r.text.replace(str(jid), "N"))
+    assert not any("ann" in b for b in bodies)
+    assert bodies[2:5] == bodies[5:8]  # the answers for ann's job equal those for a job that does not exist
+    r = await dev.post("/release", {"jobs": None})
+    assert r.json()["results"] == []
+    await dev.login(card="1111")
+    assert [j["id"] for j in await dev.jobs()] == [job_id]  # still held for ann

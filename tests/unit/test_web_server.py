@@ -233,7 +233,9 @@ async def test_unknown_path_is_a_404_problem(web):
     body = assert_problem(await web.get("/api/v1/nope"), 404, "not-found")
     assert body["title"] == "Not Found"
     assert "/api/v1/nope" in body["detail"]
-    assert_problem(await web.get("/"), 404, "not-found")
+    assert_problem(await web.get("/nope"), 404, "not-found")
+    r = await web.get("/")  # the root leads people to the release page
+    assert r.status_code == 307 and r.headers["location"] == "/release"
 
 
 async def test_wrong_method_is_a_405_problem_with_allow(web):
