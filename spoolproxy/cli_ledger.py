@@ -30,9 +30,9 @@ def _cli():
 
 
 @contextlib.contextmanager
-def open_ledger(settings: Settings, *, readonly: bool) -> Iterator[Any]:
+def open_db(settings: Settings, *, readonly: bool) -> Iterator[Any]:
+    """The node's LMDB environment (the node may be running)."""
     from .db import Database, DatabaseError
-    from .ledger import Ledger
     cli = _cli()
     state = settings.node.state_dir
     if readonly and not (state / "db" / "data.mdb").exists():
@@ -42,9 +42,16 @@ def open_ledger(settings: Settings, *, readonly: bool) -> Iterator[Any]:
     except DatabaseError as e:
         raise cli.CommandError(str(e)) from None
     try:
-        yield Ledger(db)
+        yield db
     finally:
         db.close()
+
+
+@contextlib.contextmanager
+def open_ledger(settings: Settings, *, readonly: bool) -> Iterator[Any]:
+    from .ledger import Ledger
+    with open_db(settings, readonly=readonly) as db:
+        yield Ledger(db)
 
 
 def _by() -> str:

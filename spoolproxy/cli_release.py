@@ -5,34 +5,16 @@ also while the node runs: a device added here logs people in at once.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from .cli_ledger import EXIT_FAIL, EXIT_OK, _json
+from .cli_ledger import EXIT_FAIL, EXIT_OK, _json, open_db
 from .config import Settings
 
 
 def _cli():
     from . import cli
     return cli
-
-
-@contextlib.contextmanager
-def _open(settings: Settings, *, readonly: bool) -> Iterator[Any]:
-    from .db import Database, DatabaseError
-    cli = _cli()
-    state = settings.node.state_dir
-    if readonly and not (state / "db" / "data.mdb").exists():
-        raise cli.CommandError(f"no node state in {state}: give the node's --state-dir or --config")
-    try:
-        db = Database(state / "db", readonly=readonly, sync=settings.node.fsync)
-    except DatabaseError as e:
-        raise cli.CommandError(str(e)) from None
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 def _printer_queue(settings: Settings, printer: str) -> None:
@@ -52,7 +34,7 @@ def cmd_devices_add(args: argparse.Namespace) -> int:
     from .release import DeviceError, Devices
     settings = _cli()._store_settings(args)
     _printer_queue(settings, args.printer)
-    with _open(settings, readonly=False) as db:
+    with open_db(settings, readonly=False) as db:
         try:
             dev, key = Devices(db).add_now(args.name, args.printer, args.info or "")
         except (DeviceError, ValueError) as e:
@@ -63,7 +45,7 @@ def cmd_devices_add(args: argparse.Namespace) -> int:
 
 def cmd_devices_new_key(args: argparse.Namespace) -> int:
     from .release import DeviceError, Devices
-    with _open(_cli()._store_settings(args), readonly=False) as db:
+    with open_db(_cli()._store_settings(args), readonly=False) as db:
         try:
             dev, key = Devices(db).new_key_now(args.name)
         except DeviceError as e:
@@ -74,7 +56,7 @@ def cmd_devices_new_key(args: argparse.Namespace) -> int:
 
 def cmd_devices_remove(args: argparse.Namespace) -> int:
     from .release import Devices
-    with _open(_cli()._store_settings(args), readonly=False) as db:
+    with open_db(_cli()._store_settings(args), readonly=False) as db:
         if not Devices(db).remove_now(args.name):
             raise _cli().CommandError(f"no device {args.name!r}")
     print(f"removed device {args.name} (its key no longer works)")
@@ -84,7 +66,7 @@ def cmd_devices_remove(args: argparse.Namespace) -> int:
 def cmd_devices_list(args: argparse.Namespace) -> int:
     from .release import Devices
     settings = _cli()._store_settings(args)
-    with _open(settings, readonly=True) as db:
+    with open_db(settings, readonly=True) as db:
         devices = [d.public() for d in Devices(db).all()]
     if args.json:
         _json(devices)
@@ -99,7 +81,7 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from .release import Audit
-    with _open(_cli()._store_settings(args), readonly=True) as db:
+    with open_db(_cli()._store_settings(args), readonly=True) as db:
         entries = Audit(db).entries(limit=args.limit, event=args.event, user=args.user, job=args.job)
     if args.json:
         _json(entries)

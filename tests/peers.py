@@ -1381,22 +1381,22 @@ def pattern_chunks(total: int, chunk_size: int = 1 << 20, seed: bytes = b"spoolp
 # --------------------------------------------------------------------------- small documents
 
 
-def simple_pdf(colors: Iterable[bool], *, media: tuple[int, int] = (595, 842)) -> bytes:
-    """A hand-made PDF, one A4 page per entry: a red square where True, a grey one where
-    False. The engine decides these colours from the content stream alone (no
-    Ghostscript), so a test knows the price before the node counts it."""
+def build_pdf(contents: list[bytes], resources: str = "<< >>", extra: list[bytes] = (), *,
+              media: tuple[int, int] = (300, 300)) -> bytes:
+    """A small hand-made PDF, one page per content stream; ``extra`` objects are numbered
+    from 3 + 2 * pages on (the resources may refer to them)."""
     objs: dict[int, bytes] = {}
     kids = []
-    pages = list(colors)
-    for i, color in enumerate(pages):
+    for i, content in enumerate(contents):
         pn, cn = 3 + 2 * i, 4 + 2 * i
         kids.append(f"{pn} 0 R")
-        objs[pn] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {media[0]} {media[1]}] /Resources << >> "
+        objs[pn] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {media[0]} {media[1]}] /Resources {resources} "
                     f"/Contents {cn} 0 R >>").encode()
-        content = (b"1 0 0 rg" if color else b"0.5 g") + b" 100 100 200 200 re f"
         objs[cn] = b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
+    for j, body in enumerate(extra):
+        objs[3 + 2 * len(contents) + j] = body
     objs[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
-    objs[2] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(pages)} >>".encode()
+    objs[2] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(contents)} >>".encode()
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets = {}
     for k in sorted(objs):
@@ -1408,3 +1408,10 @@ def simple_pdf(colors: Iterable[bool], *, media: tuple[int, int] = (595, 842)) -
         out += b"%010d 00000 n \n" % offsets[k]
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
     return bytes(out)
+
+
+def simple_pdf(colors: Iterable[bool], *, media: tuple[int, int] = (595, 842)) -> bytes:
+    """One A4 page per entry: a red square where True, a grey one where False. The engine
+    decides these colours from the content stream alone (no Ghostscript), so a test
+    knows the price before the node counts it."""
+    return build_pdf([(b"1 0 0 rg" if c else b"0.5 g") + b" 100 100 200 200 re f" for c in colors], media=media)

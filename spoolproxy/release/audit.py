@@ -50,6 +50,13 @@ class Audit:
     async def record(self, event: str, **fields: Any) -> None:
         await self.db.transact(self.entry(event, **fields), nested=False)
 
+    async def record_all(self, entries: list[Callable[[WriteTxn], None]]) -> None:
+        """Several entries in one commit."""
+        def fn(txn: WriteTxn) -> None:
+            for e in entries:
+                e(txn)
+        await self.db.transact(fn, nested=False)
+
     def entries(self, *, limit: int = 100, event: str | None = None, user: str | None = None,
                 job: int | None = None, before: float | None = None) -> list[dict[str, Any]]:
         """Newest first, filtered; ``before`` (unix time) pages back."""

@@ -171,10 +171,9 @@ class Release:
                 raise LoginError("unknown-card", "This card is not registered yet: log in once with your "
                                                  "username and password to register it to yourself.")
             raise LoginError("failed", "This card is not known here.")
-        if user is not None and user.disabled:
-            await self.audit.record("login-failed", user=user.name, device=device.name, detail="user disabled")
-            raise LoginError("disabled-user", "This account is disabled: ask the administrator.")
-        if method != "card":
+        if method == "card":
+            await self._refuse_disabled(user, device)
+        else:
             secret, stored = (password, user.password_hash if user else "") if kind == "username" else \
                 (pin, user.pin_hash if user else "")
             # scrypt takes tens of ms: off the event loop, and run even for an unknown login
@@ -196,6 +195,7 @@ class Release:
                 names = {"username": "username or password", "card": "card or PIN",
                          "identity": "identity number or PIN"}[kind]
                 raise LoginError("failed", f"The {names} is not right.")
+            await self._refuse_disabled(user, device)  # only once the secret was right: no probing
         assert user is not None
         self.lockout.succeeded(key)
         registered = ""
@@ -205,6 +205,11 @@ class Release:
         token, session = self.sessions.create(user.name, device.name, method)
         await self.audit.record("login", user=user.name, device=device.name, detail=method)
         return Login(token, session, user, registered)
+
+    async def _refuse_disabled(self, user: User | None, device: Device) -> None:
+        if user is not None and user.disabled:
+            await self.audit.record("login-failed", user=user.name, device=device.name, detail="user disabled")
+            raise LoginError("disabled-user", "This account is disabled: ask the administrator.")
 
     async def _register_card(self, user: User, card: str, device: Device) -> str:
         """Card self-association: the card (unknown so far) becomes the user's; the oldest
@@ -356,9 +361,8 @@ class Release:
                                         cost=qt.cost.total if qt.cost else None, account=qt.account,
                                         message=f"Printing at {qt.printer}."))
         elif outcomes:
-            for o in outcomes:
-                await self.audit.record("release-refused", user=who.name, device=device.name, job=o.job,
-                                        detail=o.message)
+            await self.audit.record_all([self.audit.entry("release-refused", user=who.name, device=device.name,
+                                                          job=o.job, detail=o.message) for o in outcomes])
         outcomes.sort(key=lambda o: o.job)
         return outcomes
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import peers
+from peers import build_pdf
 from spoolproxy.pdl import ghostscript as gs
 from spoolproxy.pdl.model import ConversionError, PdlError
 
@@ -36,34 +37,6 @@ def make_pdf_from_ps(gs_path: str, tmp_path: Path, ps: str, name: str = "doc.pdf
     subprocess.run([gs_path, "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pdfwrite",
                     f"-sOutputFile={out}", str(src)], check=True, capture_output=True, timeout=60)
     return out
-
-
-def build_pdf(contents: list[bytes], resources: str = "<< >>", extra: list[bytes] = ()) -> bytes:
-    """A small PDF, one page per content stream; ``extra`` objects are numbered from
-    3 + 2 * pages on (the resources may refer to them)."""
-    objs: dict[int, bytes] = {}
-    kids = []
-    for i, content in enumerate(contents):
-        pn, cn = 3 + 2 * i, 4 + 2 * i
-        kids.append(f"{pn} 0 R")
-        objs[pn] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 300] /Resources {resources} "
-                    f"/Contents {cn} 0 R >>").encode()
-        objs[cn] = b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
-    for j, body in enumerate(extra):
-        objs[3 + 2 * len(contents) + j] = body
-    objs[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
-    objs[2] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(contents)} >>".encode()
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = {}
-    for k in sorted(objs):
-        offsets[k] = len(out)
-        out += b"%d 0 obj\n" % k + objs[k] + b"\nendobj\n"
-    xref, size = len(out), max(objs) + 1
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
-    for k in range(1, size):
-        out += b"%010d 00000 n \n" % offsets[k]
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
-    return bytes(out)
 
 
 def colors(pages):

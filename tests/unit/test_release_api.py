@@ -470,3 +470,11 @@ async def test_no_endpoint_leaks_another_users_job(site):
     assert r.json()["results"] == []
     await dev.login(card="1111")
     assert [j["id"] for j in await dev.jobs()] == [job_id]  # still held for ann
+
+
+async def test_a_disabled_user_cannot_log_in_and_a_wrong_password_does_not_tell(site):
+    await site.user("ann", card="1111", password="secret pass", disabled=True)
+    dev = await site.device("d", "secure")
+    problem(await dev.login(403, card="1111"), 403, "disabled-user")
+    problem(await dev.login(401, username="ann", password="guess"), 401, "login-failed")
+    problem(await dev.login(403, username="ann", password="secret pass"), 403, "disabled-user")
