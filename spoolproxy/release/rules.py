@@ -100,7 +100,10 @@ def format_for(fmt: str, supported: tuple[str, ...], convertible: Iterable[str])
     """'' when the printer takes ``fmt`` as it is, the format to convert to, or None
     when the printer can print none of what the document can become."""
     fmt = (fmt or "").lower()
-    if not supported or fmt in supported or "application/octet-stream" in supported:
+    # application/octet-stream means "I detect which of my formats it is", not "anything",
+    # unless it is all the printer says
+    known = [f for f in supported if f != "application/octet-stream"]
+    if not known or fmt in known:
         return ""
     targets = set(convertible)
     for target in PREFERRED_TARGETS:

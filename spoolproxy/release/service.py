@@ -302,9 +302,9 @@ class Release:
             conversions.append("grayscale" + (" (mono printer)" if mono and not ch.grayscale else ""))
         if side != sides_of(attrs):
             conversions.append("two-sided")
-        supported = rules.formats_supported(st.attributes)
+        formats = self._formats(job, printer)
         for doc in job.documents:
-            target = rules.format_for(doc.format, supported, pdl.conversion_targets(doc.format))
+            target = formats[doc.number]
             if target is None:
                 refused = f"The printer {printer} cannot print {doc.format} documents."
             elif target:
@@ -317,6 +317,17 @@ class Release:
         plan = job.extra.get("charge") or {}
         return Quote(printer, cost, ch.copies or copies_now, gray, side, account or plan.get("account")
                      or personal(job.user), conversions, refused)
+
+    def _formats(self, job: Job, printer: str) -> dict[int, str | None]:
+        """Per document: '' (the printer takes it), the format to convert it to, or None."""
+        supported = rules.formats_supported(self.upstream.status(printer).attributes)
+        out: dict[int, str | None] = {}
+        for doc in job.documents:
+            target = rules.format_for(doc.format, supported, ())  # the common case: no conversion
+            if target is None:
+                target = rules.format_for(doc.format, supported, pdl.conversion_targets(doc.format))
+            out[doc.number] = target
+        return out
 
     # -- release and cancel ------------------------------------------------------
 
@@ -449,12 +460,7 @@ class Release:
     async def _apply(self, job: Job, qt: Quote, ch: Changes, printer: str) -> list[str] | str:
         """Convert and re-attribute the job as quoted; the replaced spool files, or why not."""
         attrs = attributes(job)
-        fmt_targets = {}
-        supported = rules.formats_supported(self.upstream.status(printer).attributes)
-        for doc in job.documents:
-            target = rules.format_for(doc.format, supported, pdl.conversion_targets(doc.format))
-            if target:
-                fmt_targets[doc.number] = target
+        fmt_targets = {n: t for n, t in self._formats(job, printer).items() if t}
         gray_now = keyword(attrs, "print-color-mode") in MONOCHROME_MODES
         duplex = qt.sides != sides_of(attrs)
         to_gray = qt.gray and not gray_now

@@ -137,3 +137,23 @@ def test_a_held_job_survives_kill_9_and_is_released_after_the_restart(node, ippe
     (printed,) = eve.wait_files(1, timeout=60)
     assert printed.read_bytes() == pdf.read_bytes()
     assert [t["amount"] for t in wait_charged(n, job)] == [-(COLOR + 2 * GRAY)]
+
+
+def test_a_printer_that_cannot_take_pdf_gets_it_converted_at_release(node, ippeveprinter, users, tmp_path):
+    eve = ippeveprinter("raster", formats="image/pwg-raster", extra_args=["-s", "10,5"])
+    n = node({"secure": {"printer": eve.uri, "mode": "hold", "cost": {"gray": GRAY, "color": COLOR}}})
+    cli(n, "users", "import", str(users))
+    mfd = Mfd(n, add_device(n, "mfd-r", "secure"))
+    pdf = mixed_pdf(tmp_path)
+    job = peers.lp(f"127.0.0.1:{n.port}", "secure", pdf, "-U", "ann")
+    mfd.login(card="04A1B2C3")
+    listed = mfd.wait_job(job)
+    assert "application/pdf to image/pwg-raster" in listed["conversions"], listed
+    (res,) = mfd.release(job)
+    assert res["ok"] and res["cost"] == COLOR + 2 * GRAY, res
+    (printed,) = eve.wait_files(1, timeout=90)
+    assert printed.suffix == ".pwg" and printed.read_bytes()[:4] == b"RaS2"
+    from spoolproxy import pdl
+    a = pdl.analyze(str(printed), ghostscript=False)
+    assert (a.format, a.pages, a.color_impressions) == ("image/pwg-raster", 3, 1)
+    assert [t["amount"] for t in wait_charged(n, job)] == [-(COLOR + 2 * GRAY)]
