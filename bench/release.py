@@ -430,12 +430,18 @@ def http_request(method: str, port: int, path: str, body: Any = None, headers: d
 
 class WebConn:
     """One keep-alive HTTP/1.1 connection to the node's web server; just enough HTTP for
-    its JSON answers (Content-Length, chunked, or none for 204)."""
+    its JSON answers (Content-Length, chunked, or none for 204). A connection idle for
+    ``IDLE`` seconds is replaced before the next request, untimed: hypercorn closes idle
+    keep-alive connections after 5 s (its keep_alive_timeout), and a device that has been
+    idle opens a new one."""
+
+    IDLE = 2.0
 
     def __init__(self, port: int):
         self.port = port
         self.stream: trio.SocketStream | None = None
         self.buf = bytearray()
+        self.used = 0.0
 
     async def _fill(self) -> None:
         assert self.stream is not None
@@ -447,6 +453,8 @@ class WebConn:
     async def call(self, payload: bytes) -> tuple[int, Any, float, float]:
         """Send a pre-encoded request; (status, decoded JSON or None, perf_counter just
         before it was sent, perf_counter when the whole answer was read)."""
+        if self.stream is not None and time.monotonic() - self.used > self.IDLE:
+            await self.aclose()
         if self.stream is None:
             self.stream = await trio.open_tcp_stream("127.0.0.1", self.port)
             self.buf.clear()
@@ -458,6 +466,7 @@ class WebConn:
             await self.aclose()
             raise Failure(f"HTTP connection to the node: {type(e).__name__}: {e}") from None
         t1 = time.perf_counter()
+        self.used = time.monotonic()
         if close:
             await self.aclose()
         try:
@@ -665,8 +674,8 @@ class Bench:
     async def setup(self) -> None:
         a, port, token = self.args, self.node.web_port, self.node.admin_token
         with phase(f"users: {a.users:,} with a card ({a.pin_users} with a PIN too) by the admin API's CSV import"):
-            code, data = await admin_call(port, token, "POST", "/users/import", users_csv(a.users, a.pin_users).encode(),
-                                          "text/csv")
+            code, data = await admin_call(port, token, "POST", "/users/import",
+                                          users_csv(a.users, a.pin_users).encode(), "text/csv")
         if code != 200 or not isinstance(data, dict) or data.get("errors") or data.get("created") != a.users:
             raise PeerFailed(f"users import: HTTP {code}: {data}")
         for k in range(1, a.printers + 1):

@@ -512,9 +512,13 @@ class Release:
         for name, q in self.queues.items():
             if not q.holds or not q.hold_expiry:
                 continue
-            old = [j for j in self.store.jobs(name, which="not-completed")
-                   if rules.waits_for_release(j, self.queues) and now - j.created >= q.hold_expiry
-                   and j.id not in self._busy]
+            old = []
+            for i, j in enumerate(self.store.jobs(name, which="not-completed")):
+                if i % 2048 == 2047:
+                    await trio.lowlevel.checkpoint()  # thousands held: let requests in between
+                if rules.waits_for_release(j, self.queues) and now - j.created >= q.hold_expiry \
+                        and j.id not in self._busy and self.store.get(j.id) is j:
+                    old.append(j)
             for job in old:
                 await self.audit.record("expire", user=job.user, job=job.id,
                                         detail=f"{job.queue}: not released within {_duration(q.hold_expiry)}; "

@@ -125,12 +125,14 @@ class JobStore:
         self._active: SortedDict = SortedDict()  # id -> Job, non-final when last indexed
         self._by_queue: dict[str, SortedDict] = {}
         self._active_by_queue: dict[str, SortedDict] = {}
+        # (queue, user) -> active jobs: a person's held jobs without walking everyone's
+        self._active_by_owner: dict[tuple[str, str], SortedDict] = {}
         # pending and closed when last saved: what a queue's worker picks from, so that
         # picking the next job costs the same with 10 or 10,000 jobs waiting
         self._ready_by_queue: dict[str, SortedDict] = {}
         self._unanalyzed: SortedDict = SortedDict()  # id -> Job, closed, not final, not analysed
-        # id -> (queue, active, ready, unanalyzed, printer queue)
-        self._indexed: dict[int, tuple[str, bool, bool, bool, str]] = {}
+        # id -> (queue, active, ready, unanalyzed, printer queue, user)
+        self._indexed: dict[int, tuple[str, bool, bool, bool, str, str]] = {}
         self._persisted: set[int] = set()  # ids with a committed record
         self._claimed: set[int] = set()  # ids save() was called for (committed or in flight)
         self._spooling: set[str] = set()  # spool files being written right now
@@ -170,17 +172,18 @@ class JobStore:
     def _index(self, job: Job) -> None:
         analyzed = job.analyzed or not self.analysis
         want = (job.queue, not job.is_final, job.state == JobState.PENDING and job.closed and analyzed,
-                job.closed and not analyzed and not job.is_final, job.target or job.queue)
+                job.closed and not analyzed and not job.is_final, job.target or job.queue, job.user)
         have = self._indexed.get(job.id)
         if have == want:
             return
         if have is not None:
             self._unindex(job.id)
-        queue, active, ready, unanalyzed, printer = want
+        queue, active, ready, unanalyzed, printer, user = want
         _queue_dict(self._by_queue, queue)[job.id] = job
         if active:
             self._active[job.id] = job
             _queue_dict(self._active_by_queue, queue)[job.id] = job
+            _queue_dict(self._active_by_owner, (queue, user))[job.id] = job
         if ready:  # by the queue whose printer delivers it
             _queue_dict(self._ready_by_queue, printer)[job.id] = job
         if unanalyzed:
@@ -191,13 +194,17 @@ class JobStore:
         have = self._indexed.pop(job_id, None)
         if have is None:
             return
-        queue, active, ready, unanalyzed, printer = have
+        queue, active, ready, unanalyzed, printer, user = have
         self._by_queue[queue].pop(job_id, None)
         if unanalyzed:
             self._unanalyzed.pop(job_id, None)
         if active:
             self._active.pop(job_id, None)
             self._active_by_queue[queue].pop(job_id, None)
+            owned = self._active_by_owner[(queue, user)]
+            owned.pop(job_id, None)
+            if not owned:
+                del self._active_by_owner[(queue, user)]
         if ready:
             self._ready_by_queue[printer].pop(job_id, None)
 
@@ -219,7 +226,10 @@ class JobStore:
         """Saved jobs, id order. which: "not-completed" (pending, held, processing,
         stopped), "completed" (canceled, aborted, completed) or "all"."""
         if which == "not-completed":
-            src = self._active if queue is None else self._active_by_queue.get(queue, {})
+            if queue is not None and user is not None:
+                src = self._active_by_owner.get((queue, user), {})
+            else:
+                src = self._active if queue is None else self._active_by_queue.get(queue, {})
         elif which in ("completed", "all"):
             src = self._jobs if queue is None else self._by_queue.get(queue, {})
         else:

@@ -694,3 +694,23 @@ async def test_each_spooled_document_and_its_directory_entry_are_fsynced_before_
         assert synced, f"{name} returned before its fsync"
         assert any(kind == "dir" and name in what for kind, what in before[synced[0]:]), \
             f"{name} returned before a directory fsync that saw it"
+
+
+async def test_a_users_unfinished_jobs_of_a_queue_follow_saves_and_deletes(store, state):
+    jobs = []
+    for queue, user in (("q", "ann"), ("q", "bob"), ("q", "ann"), ("r", "ann")):
+        j = store.new_job(queue=queue, user=user)
+        await store.save(j)
+        jobs.append(j)
+    assert [j.id for j in store.jobs("q", user="ann")] == [jobs[0].id, jobs[2].id]
+    jobs[0].state = JobState.COMPLETED
+    await store.save(jobs[0])
+    assert [j.id for j in store.jobs("q", user="ann")] == [jobs[2].id]
+    assert [j.id for j in store.jobs("q", which="all", user="ann")] == [jobs[0].id, jobs[2].id]
+    await store.delete(jobs[2])
+    assert store.jobs("q", user="ann") == [] and [j.id for j in store.jobs("q", user="bob")] == [jobs[1].id]
+    store.db.close()
+    again = open_store(state)  # the index is rebuilt from the records
+    assert [j.id for j in again.jobs("r", user="ann")] == [jobs[3].id]
+    again.db.close()
+    store.db = again.db  # the fixture closes it
