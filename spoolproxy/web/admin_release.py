@@ -43,39 +43,39 @@ class DeviceIn(BaseModel):
     info: str = Field("", max_length=200)
 
 
-class DeviceOut(BaseModel):
+class DeviceRecord(BaseModel):
     name: str
     printer: str
     info: str
     created: float
 
 
-class NewKeyOut(DeviceOut):
+class DeviceWithKey(DeviceRecord):
     key: str = Field(description="X-Device-Key of the device: shown only now")
 
 
-@router.get("/devices", response_model=list[DeviceOut], summary="Every device")
-async def list_devices(devices: Devices = Depends(_devices)) -> list[DeviceOut]:
-    return [DeviceOut(**d.public()) for d in devices.all()]
+@router.get("/devices", response_model=list[DeviceRecord], summary="Every device")
+async def list_devices(devices: Devices = Depends(_devices)) -> list[DeviceRecord]:
+    return [DeviceRecord(**d.public()) for d in devices.all()]
 
 
-@router.post("/devices", response_model=NewKeyOut, status_code=201, summary="Register a device; returns its key")
+@router.post("/devices", response_model=DeviceWithKey, status_code=201, summary="Register a device; returns its key")
 async def add_device(body: DeviceIn, devices: Devices = Depends(_devices),
-                     ctx: WebContext = Depends(get_context)) -> NewKeyOut:
+                     ctx: WebContext = Depends(get_context)) -> DeviceWithKey:
     check_printer(ctx, body.printer)
     try:
         dev, key = await devices.add(body.name, body.printer, body.info)
     except (DeviceError, ValueError) as e:
         raise Problem(409 if "already" in str(e) else 422, "Device refused", str(e), slug="device-refused") from None
-    return NewKeyOut(key=key, **dev.public())
+    return DeviceWithKey(key=key, **dev.public())
 
 
-@router.get("/devices/{name}", response_model=DeviceOut, summary="One device")
-async def get_device(name: str = Path(max_length=255), devices: Devices = Depends(_devices)) -> DeviceOut:
+@router.get("/devices/{name}", response_model=DeviceRecord, summary="One device")
+async def get_device(name: str = Path(max_length=255), devices: Devices = Depends(_devices)) -> DeviceRecord:
     dev = devices.get(name)
     if dev is None:
         raise Problem(404, "Unknown device", f"no device {name!r}", slug="unknown-device")
-    return DeviceOut(**dev.public())
+    return DeviceRecord(**dev.public())
 
 
 @router.delete("/devices/{name}", status_code=204, summary="Remove a device (its key stops working)")
@@ -85,13 +85,13 @@ async def remove_device(name: str = Path(max_length=255), devices: Devices = Dep
     return Response(status_code=204)
 
 
-@router.post("/devices/{name}/key", response_model=NewKeyOut, summary="Give a device a new key")
-async def rotate_key(name: str = Path(max_length=255), devices: Devices = Depends(_devices)) -> NewKeyOut:
+@router.post("/devices/{name}/key", response_model=DeviceWithKey, summary="Give a device a new key")
+async def rotate_key(name: str = Path(max_length=255), devices: Devices = Depends(_devices)) -> DeviceWithKey:
     try:
         dev, key = await devices.new_key(name)
     except DeviceError as e:
         raise Problem(404, "Unknown device", str(e), slug="unknown-device") from None
-    return NewKeyOut(key=key, **dev.public())
+    return DeviceWithKey(key=key, **dev.public())
 
 
 class AuditOut(BaseModel):

@@ -102,7 +102,7 @@ class PrinterOut(BaseModel):
     color: bool
 
 
-class DeviceOut(BaseModel):
+class DeviceInfo(BaseModel):
     name: str
     info: str
     printer: PrinterOut
@@ -244,11 +244,6 @@ def _me(ctx: WebContext, release: Release, user: User) -> dict[str, Any]:
                 session_timeout=release.sessions.timeout)
 
 
-def _copies(job: Job) -> int:
-    from ..policy.convert import attributes, int_attr
-    return int_attr(attributes(job), "copies", 1)
-
-
 def _held(ctx: WebContext, release: Release, job: Job, here: bool, printer: str) -> HeldJobOut:
     q = ctx.settings.queues[job.queue]
     printers = list(release.printers_of(job))
@@ -265,7 +260,7 @@ def _held(ctx: WebContext, release: Release, job: Job, here: bool, printer: str)
         owner=job.user, queue=job.queue, submitted=job.created,
         expires=job.created + q.hold_expiry if q.hold_expiry else None,
         pages=c.pages if c else None, sheets=c.sheets if c else None, color_pages=c.color_pages if c else None,
-        copies=_copies(job), printers=printers, here=here,
+        copies=qt.copies, printers=printers, here=here,
         cost=c.total if c else None, cost_text=_money(ctx, c.total) if c else "not counted",
         cost_detail=c.describe(ctx.settings.ledger.money) if c else "the document could not be counted",
         account=qt.account, conversions=qt.conversions, problem=problem)
@@ -279,16 +274,16 @@ def _results(ctx: WebContext, outcomes: list[Outcome]) -> ResultsOut:
 
 # -- routes ----------------------------------------------------------------------------------
 
-@router.get("", response_model=DeviceOut, summary="This device and its printer")
+@router.get("", response_model=DeviceInfo, summary="This device and its printer")
 async def device_info(device: Device = Depends(current_device), release: Release = Depends(_release),
-                      ctx: WebContext = Depends(get_context)) -> DeviceOut:
+                      ctx: WebContext = Depends(get_context)) -> DeviceInfo:
     try:
         printer = release.device_printer(device)
     except DeviceMisconfigured as e:
         raise _misconfigured(e) from None
     state = release.printer_state(printer)
     rs = ctx.settings.release
-    return DeviceOut(name=device.name, info=device.info,
+    return DeviceInfo(name=device.name, info=device.info,
                      printer=PrinterOut(queue=printer, ready=state.ready, message=state.why,
                                         color=release.prints_color(printer)),
                      login_methods=list(rs.methods), session_timeout=rs.session_timeout,
