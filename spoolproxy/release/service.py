@@ -341,14 +341,27 @@ class Release:
         else:
             picked = [self.store.get(i) for i in dict.fromkeys(job_ids)]
         outcomes: list[Outcome] = []
-        ready: list[tuple[Job, Quote, list[str]]] = []
+        prepared: list[tuple[Job, Quote, list[str], Callable[[], None]]] = []
         spending: dict[str, int] = {}
-        for i, job in zip(job_ids or [j.id for j in picked], picked):
-            out = await self._prepare(job, i, who, device, here, ch, account, spending)
-            if isinstance(out, Outcome):
-                outcomes.append(out)
-            else:
-                ready.append(out)
+        try:
+            for i, job in zip(job_ids or [j.id for j in picked], picked):
+                out = await self._prepare(job, i, who, device, here, ch, account, spending)
+                if isinstance(out, Outcome):
+                    outcomes.append(out)
+                else:
+                    prepared.append(out)
+        except BaseException:
+            for job, *_ in prepared:
+                self._busy.discard(job.id)
+            raise
+        ready = []
+        for job, qt, replaced, commit in prepared:
+            if rules.waits_for_release(job, self.queues):
+                commit()
+                ready.append((job, qt, replaced))
+            else:  # canceled (IPP, another device) while a conversion ran
+                self._busy.discard(job.id)
+                outcomes.append(Outcome(job.id, False, "not-held", "The job was canceled meanwhile."))
         if ready:
             audit = [self.audit.entry("release", user=who.name, device=device.name, job=job.id,
                                       detail=f"to {qt.printer}" + (f" as {job.user}" if job.user != who.name else "")
@@ -378,7 +391,8 @@ class Release:
         return outcomes
 
     async def _prepare(self, job: Job | None, job_id: int, who: User, device: Device, here: str, ch: Changes,
-                       account: str, spending: dict[str, int]) -> Outcome | tuple[Job, Quote, list[str]]:
+                       account: str, spending: dict[str, int]
+                       ) -> Outcome | tuple[Job, Quote, list[str], Callable[[], None]]:
         """Check and convert one job for release; an Outcome when it is refused."""
         if job is None or not self._visible(job, who):
             # never say whether someone else's job exists
@@ -437,15 +451,18 @@ class Release:
             self._busy.discard(job.id)
             spending[acct] -= total
             return Outcome(job.id, False, "conversion-failed", replaced + " The job stays held.")
-        plan = job.extra.setdefault("charge", {"n": 1})
-        plan.update(account=acct, cost=total,
-                    detail=qt.cost.describe(self.money) if qt.cost else "not counted: not charged",
-                    pages=qt.cost.pages if qt.cost else None, color_pages=qt.cost.color_pages if qt.cost else None)
-        job.extra["release"] = {"by": who.name, "device": device.name, "printer": printer, "at": self.clock()}
-        job.target = "" if printer == job.queue else printer
-        job.state, job.state_reasons = int(JobState.PENDING), ["none"]
-        job.state_message = f"Released at {device.name}" + (f", printing at {printer}" if printer != here else "")
-        return job, qt, replaced
+
+        def commit() -> None:  # right before the save: nothing else sees a half-released job
+            plan = job.extra.setdefault("charge", {"n": 1})
+            plan.update(account=acct, cost=total,
+                        detail=qt.cost.describe(self.money) if qt.cost else "not counted: not charged",
+                        pages=qt.cost.pages if qt.cost else None,
+                        color_pages=qt.cost.color_pages if qt.cost else None)
+            job.extra["release"] = {"by": who.name, "device": device.name, "printer": printer, "at": self.clock()}
+            job.target = "" if printer == job.queue else printer
+            job.state, job.state_reasons = int(JobState.PENDING), ["none"]
+            job.state_message = f"Released at {device.name}" + (f", printing at {printer}" if printer != here else "")
+        return job, qt, replaced, commit
 
     def _account_for(self, job: Job, account: str) -> str | Outcome:
         owner = self.ledger.user(job.user)

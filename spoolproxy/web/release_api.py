@@ -193,7 +193,7 @@ class CancelIn(BaseModel):
 class ResultOut(BaseModel):
     job: int
     ok: bool
-    reason: str = Field(description="when not ok: not-found, busy, wrong-printer, expired, printer-not-ready, "
+    reason: str = Field(description="when not ok: not-found, not-held, busy, wrong-printer, expired, printer-not-ready, "
                                     "no-credit, account-closed, account-not-allowed, change-refused, "
                                     "format-unsupported, conversion-failed")
     message: str
