@@ -141,7 +141,8 @@ class NodeStatus(BaseModel):
 async def node_status(ctx: WebContext = Depends(get_context)) -> NodeStatus:
     s = ctx.settings
     default = s.default_queue
-    queues = {name: QueueInfo(printer=q.printer, mode=q.mode, printers=q.printers, default=name == default, uri=ctx.queue_uris.get(name))
+    queues = {name: QueueInfo(printer=q.printer, mode=q.mode, printers=q.printers, default=name == default,
+                              uri=ctx.queue_uris.get(name))
               for name, q in s.queues.items()}
     return NodeStatus(name=s.node.name, role=s.node.role, version=__version__,
                       state_dir=str(s.node.state_dir.resolve()), started=ctx.started,

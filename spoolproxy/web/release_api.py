@@ -193,9 +193,9 @@ class CancelIn(BaseModel):
 class ResultOut(BaseModel):
     job: int
     ok: bool
-    reason: str = Field(description="when not ok: not-found, not-held, busy, wrong-printer, expired, printer-not-ready, "
-                                    "no-credit, account-closed, account-not-allowed, change-refused, "
-                                    "format-unsupported, conversion-failed")
+    reason: str = Field(description="when not ok: not-found, not-held, busy, wrong-printer, expired, "
+                                    "printer-not-ready, no-credit, account-closed, account-not-allowed, "
+                                    "change-refused, format-unsupported, conversion-failed")
     message: str
     printer: str
     cost: int | None
@@ -310,7 +310,8 @@ async def login(body: LoginIn, device: Device = Depends(current_device), release
 
 
 @router.post("/logout", status_code=204, summary="End the session")
-async def logout(device: Device = Depends(current_device), cred: HTTPAuthorizationCredentials | None = Depends(_session),
+async def logout(device: Device = Depends(current_device),
+                 cred: HTTPAuthorizationCredentials | None = Depends(_session),
                  release: Release = Depends(_release)) -> Response:
     await release.logout(cred.credentials if cred else None, device)
     return Response(status_code=204)
