@@ -244,7 +244,7 @@ def _me(ctx: WebContext, release: Release, user: User) -> dict[str, Any]:
                 session_timeout=release.sessions.timeout)
 
 
-def _held(ctx: WebContext, release: Release, job: Job, here: bool, printer: str) -> HeldJobOut:
+def held_view(ctx: WebContext, release: Release, job: Job, here: bool, printer: str) -> HeldJobOut:
     q = ctx.settings.queues[job.queue]
     printers = list(release.printers_of(job))
     qt: Quote = release.quote(job, printer if here else printers[0])
@@ -330,7 +330,7 @@ async def jobs(person: Person = Depends(current_person), release: Release = Depe
         printer = release.device_printer(person.device)
     except DeviceMisconfigured as e:
         raise _misconfigured(e) from None
-    return JobsOut(printer=printer, jobs=[_held(ctx, release, j, here, printer)
+    return JobsOut(printer=printer, jobs=[held_view(ctx, release, j, here, printer)
                                           for j, here in release.held_jobs(person.user, printer)])
 
 

@@ -76,13 +76,13 @@ class _Page:
                                           headers={"Cache-Control": "no-store"})
 
     def _jobs(self, printer: str) -> dict[str, Any]:
-        from .release_api import _held  # one view of a held job for the API and the page
+        from .release_api import held_view  # one view of a held job for the API and the page
         rel, ctx = self.release, self.ctx
         user = ctx.ledger.user(self.session.user)
         money = ctx.settings.ledger.money
         jobs = []
         for job, here in rel.held_jobs(user, printer):
-            v = _held(ctx, rel, job, here, printer)
+            v = held_view(ctx, rel, job, here, printer)
             jobs.append({**v.model_dump(), "when": _when(job.created)})
         bal = ctx.ledger.balance(personal(user.name))
         accounts = [{"account": a, "label": "my account" if a == personal(user.name) else a.split(":", 1)[1]}
