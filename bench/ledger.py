@@ -32,7 +32,6 @@ written), so that the numbers would mean nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import os
@@ -43,14 +42,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import trio
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _p in (str(REPO), str(REPO / "bench")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
+from _report import phase, say  # noqa: E402
 from spoolproxy.db import Database  # noqa: E402
 from spoolproxy.ledger import (Account, Balance, InsufficientCredit, Ledger, LedgerError, User,  # noqa: E402
                                personal, shared)
@@ -62,24 +63,7 @@ TARGET_CHARGES_PER_S = 10_000
 COST = 150  # the job the credit check is asked about (minor units)
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
 
-
-@contextlib.contextmanager
-def phase(text: str) -> Iterator[None]:
-    """A spinner with rich when it is installed and stdout is a terminal, else a line."""
-    if sys.stdout.isatty():
-        try:
-            from rich.console import Console
-        except ImportError:
-            pass
-        else:
-            with Console().status(text):
-                yield
-            return
-    say(text)
-    yield
 
 
 def percentiles(ns: list[int]) -> dict[str, float]:

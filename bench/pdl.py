@@ -63,11 +63,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
-for p in (str(REPO), str(REPO / "tests")):
+for p in (str(REPO), str(REPO / "tests"), str(REPO / "bench")):
     if p not in sys.path:
         sys.path.insert(0, p)
 
 import pdlcorpus  # noqa: E402  (tests/pdlcorpus.py: the corpus's PostScript writer and raster codec)
+from _report import say  # noqa: E402
 
 EXIT_OK, EXIT_WRONG, EXIT_TOOL = 0, 1, 3
 MIB = 1 << 20
@@ -122,9 +123,6 @@ def fmt_time(s: float) -> str:
         return f"{s * 1e3:7.2f} ms"
     return f"{s:7.2f} s "
 
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -72,10 +72,12 @@ import trio
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
-for _p in (str(REPO), str(BENCH)):
+for _p in (str(REPO), str(BENCH), str(REPO / "tests")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+import peers  # noqa: E402  (tests/peers.py: the hand-made PDFs the tests use too)
+from _report import phase, say  # noqa: E402
 from accept_rate import (LIVE, HttpConn, PeerFailed, Proc, cpu_seconds, http_post, machine_busy, tail,  # noqa: E402
                          wait_until)
 from spoolproxy.ipp import codec  # noqa: E402
@@ -91,24 +93,7 @@ TAG_MARK = b"%BENCH "
 WAIT = 30.0  # longest wait for one job's first byte or end at the sink
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
 
-
-@contextlib.contextmanager
-def phase(text: str) -> Iterator[None]:
-    """A spinner with rich when stdout is a terminal, else a line."""
-    if sys.stdout.isatty():
-        try:
-            from rich.console import Console
-        except ImportError:
-            pass
-        else:
-            with Console().status(text):
-                yield
-            return
-    say(text)
-    yield
 
 
 @contextlib.contextmanager
@@ -149,33 +134,12 @@ def percentiles(ms: list[float]) -> dict[str, float]:
 
 
 def tagged_pdf(tag: str, colors: tuple[bool, ...] = (True, False, False)) -> bytes:
-    """A hand-made PDF (as tests/peers.py simple_pdf makes them: one A4 page per entry, a
-    red square where True, a grey one where False, coloured without Ghostscript) whose
-    second line is the comment ``%BENCH tag``: what the sink reads to know the job."""
+    """tests/peers.py simple_pdf (one A4 page per entry, a red square where True, a grey
+    one where False, coloured without Ghostscript) whose second line is the comment
+    ``%BENCH tag``: what the sink reads to know the job."""
     if not tag or not tag.isascii() or any(c.isspace() for c in tag):
         raise ValueError(f"a tag is ASCII without spaces, not {tag!r}")
-    objs: dict[int, bytes] = {}
-    kids = []
-    for i, color in enumerate(colors):
-        pn, cn = 3 + 2 * i, 4 + 2 * i
-        kids.append(f"{pn} 0 R")
-        objs[pn] = (f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << >> "
-                    f"/Contents {cn} 0 R >>").encode()
-        content = (b"1 0 0 rg" if color else b"0.5 g") + b" 100 100 200 200 re f"
-        objs[cn] = b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"
-    objs[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
-    objs[2] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(colors)} >>".encode()
-    out = bytearray(b"%PDF-1.7\n" + TAG_MARK + tag.encode() + b"\n%\xe2\xe3\xcf\xd3\n")
-    offsets = {}
-    for k in sorted(objs):
-        offsets[k] = len(out)
-        out += b"%d 0 obj\n" % k + objs[k] + b"\nendobj\n"
-    xref, size = len(out), max(objs) + 1
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
-    for k in range(1, size):
-        out += b"%010d 00000 n \n" % offsets[k]
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
-    return bytes(out)
+    return peers.simple_pdf(colors, comment=TAG_MARK + tag.encode())
 
 
 def parse_tag(head: bytes) -> str | None:

@@ -1382,9 +1382,10 @@ def pattern_chunks(total: int, chunk_size: int = 1 << 20, seed: bytes = b"spoolp
 
 
 def build_pdf(contents: list[bytes], resources: str = "<< >>", extra: list[bytes] = (), *,
-              media: tuple[int, int] = (300, 300)) -> bytes:
+              media: tuple[int, int] = (300, 300), comment: bytes = b"") -> bytes:
     """A small hand-made PDF, one page per content stream; ``extra`` objects are numbered
-    from 3 + 2 * pages on (the resources may refer to them)."""
+    from 3 + 2 * pages on (the resources may refer to them); ``comment``: a line after
+    the header (e.g. a benchmark's tag)."""
     objs: dict[int, bytes] = {}
     kids = []
     for i, content in enumerate(contents):
@@ -1397,7 +1398,7 @@ def build_pdf(contents: list[bytes], resources: str = "<< >>", extra: list[bytes
         objs[3 + 2 * len(contents) + j] = body
     objs[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
     objs[2] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(contents)} >>".encode()
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    out = bytearray(b"%PDF-1.7\n" + (comment + b"\n" if comment else b"") + b"%\xe2\xe3\xcf\xd3\n")
     offsets = {}
     for k in sorted(objs):
         offsets[k] = len(out)
@@ -1410,8 +1411,9 @@ def build_pdf(contents: list[bytes], resources: str = "<< >>", extra: list[bytes
     return bytes(out)
 
 
-def simple_pdf(colors: Iterable[bool], *, media: tuple[int, int] = (595, 842)) -> bytes:
+def simple_pdf(colors: Iterable[bool], *, media: tuple[int, int] = (595, 842), comment: bytes = b"") -> bytes:
     """One A4 page per entry: a red square where True, a grey one where False. The engine
     decides these colours from the content stream alone (no Ghostscript), so a test
     knows the price before the node counts it."""
-    return build_pdf([(b"1 0 0 rg" if c else b"0.5 g") + b" 100 100 200 200 re f" for c in colors], media=media)
+    return build_pdf([(b"1 0 0 rg" if c else b"0.5 g") + b" 100 100 200 200 re f" for c in colors], media=media,
+                     comment=comment)
