@@ -93,10 +93,19 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
     state_dir = settings.node.state_dir
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     started = time.time()
-    with _node_lock(state_dir), Database(state_dir / "db", sync=settings.node.fsync) as db:
+    from .sync import Primary, Site, SiteKeyError
+    from .sync.journal import REPLICATED
+    role = settings.node.role
+    with _node_lock(state_dir), Database(state_dir / "db", sync=settings.node.fsync,
+                                         changelog=REPLICATED if role == "primary" else frozenset()) as db:
         ledger = Ledger(db)
         money = settings.ledger.money
-        charger = Charger(ledger, money)
+        primary = Primary(db, ledger, settings.offline) if role == "primary" else None
+        try:
+            site = Site(settings, db, ledger) if role == "site" else None
+        except SiteKeyError as e:
+            raise NodeStartError(str(e)) from None
+        charger = Charger(ledger, money, site=site)
         store = JobStore(db, state_dir / "spool", fsync=settings.node.fsync, analysis=True,
                          on_save=charger.on_save)
         recovered = store.recover()
@@ -106,13 +115,17 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
         # full passes (with 10,000 jobs held one took ~90 ms, stalling every request)
         gc.collect()
         gc.freeze()
-        admission = Admission(ledger, settings.queues, settings.ledger, store, money=money)
+        admission = Admission(ledger, settings.queues, settings.ledger, store, money=money, site=site)
         admission.load_recent()
         upstream = Upstream(settings, store, charger=charger)
         service = PrinterService(settings, store, upstream, started=started, detect=pdl.detect)
         server = IppServer(settings, service)
         async with trio.open_nursery() as nursery:
             await nursery.start(db.run)
+            if primary is not None:
+                await primary.publish_policy()
+            if site is not None:
+                await nursery.start(site.run)
             refunded = await charger.settle(store)
             if refunded:
                 log.info("refunded %d job(s) that ended unprinted before the last stop", refunded)
@@ -123,7 +136,8 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
                                 on_ready=upstream.wake, admission=admission)
             await nursery.start(analyzer.run)
             nursery.start_soon(store.run_purger, settings.node.job_history)
-            release = Release(settings, store, ledger, upstream, Audit(db), run=analyzer.convert, money=money)
+            release = Release(settings, store, ledger, upstream, Audit(db), run=analyzer.convert, money=money,
+                              site=site)
             await nursery.start(release.run_expiry)
             try:
                 listeners = await nursery.start(server.serve)
@@ -141,12 +155,12 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
                          " [default]" if name == settings.default_queue else "")
             if settings.web.enabled:
                 info.web_port = await _start_web(nursery, settings, info, started=started, store=store,
-                                                   ledger=ledger, release=release)
+                                                   ledger=ledger, release=release, primary=primary, site=site)
             task_status.started(info)
 
 
 async def _start_web(nursery: trio.Nursery, settings: Settings, info: NodeInfo, *, started: float, store,
-                     ledger=None, release=None) -> int:
+                     ledger=None, release=None, primary=None, site=None) -> int:
     """The web server (admin API, ...) as a task of the node's nursery; returns its port."""
     from .web import AdminTokenError, WebContext, admin_token, create_app, serve_web
 
@@ -157,7 +171,8 @@ async def _start_web(nursery: trio.Nursery, settings: Settings, info: NodeInfo, 
     from .release import Devices
     app = create_app(WebContext(settings, token, started=started, queue_uris=dict(info.queues), store=store,
                                 ledger=ledger, release=release, devices=Devices(store.db),
-                                audit=release.audit if release is not None else None))
+                                audit=release.audit if release is not None else None,
+                                primary=primary, site=site))
     try:
         bound = await nursery.start(serve_web, settings, app)
     except OSError as e:

@@ -754,6 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_parsers(sub, state_options)
     from .cli_release import add_parsers as add_release_parsers
     add_release_parsers(sub, state_options)
+    from .cli_sync import add_parsers as add_sync_parsers
+    add_sync_parsers(sub, state_options)
 
     p.set_defaults(func=None, parser=p)
     return p

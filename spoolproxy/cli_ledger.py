@@ -37,8 +37,10 @@ def open_db(settings: Settings, *, readonly: bool) -> Iterator[Any]:
     state = settings.node.state_dir
     if readonly and not (state / "db" / "data.mdb").exists():
         raise cli.CommandError(f"no node state in {state}: give the node's --state-dir or --config")
-    try:
-        db = Database(state / "db", readonly=readonly, sync=settings.node.fsync)
+    from .sync.journal import REPLICATED
+    try:  # (a primary logs ledger changes for its sites, whoever makes them)
+        db = Database(state / "db", readonly=readonly, sync=settings.node.fsync,
+                      changelog=REPLICATED if settings.node.role == "primary" else frozenset())
     except DatabaseError as e:
         raise cli.CommandError(str(e)) from None
     try:

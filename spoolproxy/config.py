@@ -177,6 +177,55 @@ class ReleaseSettings(_Section):
         return list(dict.fromkeys(v))
 
 
+class OfflinePolicy(_Section):
+    """What a site does while it cannot reach the primary. Set on the primary and synced
+    to every site (a site's own [offline] section is used only until its first sync)."""
+
+    account: Literal["offline-account", "personal", "cancel"] = Field(
+        "offline-account", description="a job whose account would need a choice (the user may charge shared "
+                                       "accounts, or names one the site does not know): charge the shared "
+                                       "offline_account, the user's personal account, or cancel it")
+    offline_account: str = Field("Offline Account", min_length=1, max_length=255,
+                                 description="the shared account of account = offline-account")
+    account_change: bool = Field(False, description="the owner may pick another of their accounts at the device")
+    credit: Literal["last-known", "overdraft", "allow", "none"] = Field(
+        "last-known", description="restricted accounts: the last known balance; plus offline_overdraft; "
+                                  "print regardless of balance; or no credit at all")
+    offline_overdraft: int = Field(0, ge=0, description="credit = overdraft: how far below the last known "
+                                                        "balance plus overdraft (minor units)")
+    unknown: Literal["assign", "untracked", "cancel"] = Field(
+        "assign", description="jobs of users the site has never seen: charge unknown_user; print uncharged "
+                              "(not from findme queues); or cancel")
+    unknown_user: str = Field("unknown", min_length=1, max_length=255,
+                              description="unknown = assign: the user charged (made unrestricted on the primary)")
+    password: Literal["cached", "card-pin"] = Field(
+        "cached", description="password logins: against the hash cached at the last sync or online login; "
+                              "or refused, leaving card and PIN logins (PIN hashes are synced)")
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class SyncSettings(_Section):
+    """How a site reaches its primary (role = "site")."""
+
+    primary: str = Field("", description="the primary's web URL, e.g. https://print.example.com:8632")
+    key: str | None = Field(None, repr=False, description="this site's key (spoolproxy sites add NAME on the primary)")
+    key_file: Path | None = Field(None, description="a file holding the key instead (0600)")
+    ca_file: Path | None = Field(None, description="PEM CA bundle that signs the primary's certificate")
+    heartbeat: float = Field(2.0, gt=0, le=300, description="seconds between polls of the primary")
+    offline_after: float = Field(10.0, gt=0, le=3600, description="seconds without an answer before offline")
+    timeout: float = Field(5.0, gt=0, le=300, description="seconds one request to the primary may take")
+    batch: int = Field(1000, ge=1, le=10000, description="journal entries sent per request")
+
+    @field_validator("primary")
+    @classmethod
+    def _primary(cls, v: str) -> str:
+        if v and (urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname):
+            raise ValueError("must be an http:// or https:// URL of the primary's web server")
+        return v.rstrip("/")
+
+
 QUEUE_MODES = ("direct", "hold", "findme")
 
 
@@ -287,7 +336,23 @@ class Settings(_Section):
     ledger: LedgerSettings = LedgerSettings()
     web: WebSettings = WebSettings()
     release: ReleaseSettings = ReleaseSettings()
+    offline: OfflinePolicy = OfflinePolicy()
+    sync: SyncSettings = SyncSettings()
     queues: dict[str, QueueSettings] = Field(default_factory=_default_queues)
+
+    @model_validator(mode="after")
+    def _role(self) -> "Settings":
+        if self.node.role == "site":
+            if not self.sync.primary:
+                raise _KeyError(("sync", "primary"), 'a site needs the URL of its primary (node.role = "site")')
+            if self.sync.key is None and self.sync.key_file is None:
+                raise _KeyError(("sync", "key"), "a site needs its key (or sync.key_file): "
+                                                 "run `spoolproxy sites add NAME` on the primary")
+        elif self.node.role == "primary" and not self.web.enabled:
+            raise _KeyError(("web", "enabled"), "a primary serves its sites over the web server: it must be on")
+        elif self.sync.primary:
+            raise _KeyError(("sync", "primary"), f'only a site follows a primary (node.role is "{self.node.role}")')
+        return self
 
     @model_validator(mode="after")
     def _queues(self) -> "Settings":

@@ -26,7 +26,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import lmdb
 import msgpack
@@ -42,6 +42,10 @@ TABLES: tuple[str, ...] = (
     "txns", "txn_ids",
     # devices and the audit log of logins and releases (spoolproxy.release)
     "devices", "device_keys", "audit",
+    # sync (spoolproxy.sync): the primary's change log, site keys and replayed entries;
+    # a site's journal, its ids, its pending sums per account and the offline policy
+    "changes", "sites", "site_keys", "replayed", "unapplied",
+    "journal", "journal_ids", "pending", "policy",
 )
 MAX_DBS = 64  # room for later tables without touching existing environments
 
@@ -108,11 +112,14 @@ class WriteTxn:
     """What a :meth:`Database.transact` function sees: reads and writes inside one
     write transaction, values packed and unpacked as everywhere else."""
 
-    __slots__ = ("_txn", "_db")
+    __slots__ = ("_txn", "_db", "_logged", "_next", "origin")
 
-    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any]):
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, Any], logged: frozenset[str] = frozenset()):
         self._txn = txn
         self._db = dbs
+        self._logged = logged  # tables whose every change is also appended to "changes"
+        self._next = 0  # the next change seq (0: not read yet)
+        self.origin = ""  # what caused the changes being made (a site's transaction id)
 
     def get(self, table: str, key: bytes) -> Any | None:
         raw = self._txn.get(key, db=self._db[table])
@@ -120,9 +127,28 @@ class WriteTxn:
 
     def put(self, table: str, key: bytes, value: Any) -> None:
         self._txn.put(key, pack(value), db=self._db[table])
+        if table in self._logged:
+            self._log(table, key, value)
 
     def delete(self, table: str, key: bytes) -> bool:
-        return self._txn.delete(key, db=self._db[table])
+        gone = self._txn.delete(key, db=self._db[table])
+        if gone and table in self._logged:
+            self._log(table, key, None)
+        return gone
+
+    def _log(self, table: str, key: bytes, value: Any) -> None:
+        """Append a change to the change log a site follows (spoolproxy.sync). The
+        seq is read once per request: an aborted request's seqs are reused, so a
+        reader never sees a gap close behind it."""
+        if not self._next:
+            last = self.last_key("changes")
+            self._next = key_u64(last) + 1 if last else 1
+        self._txn.put(u64_key(self._next), pack([table, key, value, self.origin]), db=self._db["changes"])
+        self._next += 1
+
+    def clear(self, table: str) -> None:
+        """Delete every record of the table (never logged: a site's snapshot)."""
+        self._txn.drop(self._db[table], delete=False)
 
     def last_key(self, table: str) -> bytes | None:
         cur = self._txn.cursor(db=self._db[table])
@@ -142,8 +168,10 @@ class _Request:
 
 class Database:
     def __init__(self, path: Path | str, *, map_size: int = 1 << 34, sync: bool = True,
-                 readonly: bool = False, tables: tuple[str, ...] = TABLES):
+                 readonly: bool = False, tables: tuple[str, ...] = TABLES,
+                 changelog: frozenset[str] = frozenset()):
         self.path = Path(path)
+        self.changelog = changelog  # tables whose changes a primary logs for its sites
         self.readonly = readonly
         self.stats = DbStats()
         if not readonly:
@@ -253,25 +281,26 @@ class Database:
         table does not exist (read-only environments)."""
         return self._live().begin, self._table(table)
 
-    def scan(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
-        """(key, value) for every key starting with prefix, in key order.
+    def scan(self, table: str, prefix: bytes = b"", *, start: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
+        """(key, value) for every key starting with prefix, in key order (from ``start`` on).
 
         Reads in chunks, each in its own short read transaction, so a slow consumer
         never pins old pages; a record written during the scan may or may not be seen.
         """
-        return self._scan(table, prefix, reverse=False)
+        return self._scan(table, prefix, reverse=False, start=start)
 
     def scan_reverse(self, table: str, prefix: bytes = b"") -> Iterator[tuple[bytes, Any]]:
         """scan() from the greatest key down (newest first for u64 keys)."""
         return self._scan(table, prefix, reverse=True)
 
-    def _scan(self, table: str, prefix: bytes, *, reverse: bool) -> Iterator[tuple[bytes, Any]]:
+    def _scan(self, table: str, prefix: bytes, *, reverse: bool,
+              start: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
         db = self._table(table)
         if db is None:
             self._live()
             return
         succ = _successor(prefix)
-        pos: bytes | None = None  # where the next chunk starts (forward) or ends, exclusive (reverse)
+        pos: bytes | None = max(start, prefix) if start is not None else None  # where the next chunk starts (forward) or ends, exclusive (reverse)
         while True:
             chunk: list[tuple[bytes, Any]] = []
             done = False
@@ -324,6 +353,20 @@ class Database:
                 return None
             return k, unpack(cur.value())
 
+    def dump(self, tables: Iterable[str], *, last_of: str) -> tuple[dict[str, list[tuple[bytes, Any]]], bytes | None]:
+        """Every record of ``tables`` and the last key of ``last_of``, all as of one
+        moment (one read transaction): a consistent snapshot."""
+        env = self._live()
+        out: dict[str, list[tuple[bytes, Any]]] = {}
+        with env.begin(buffers=True) as txn:
+            for table in tables:
+                db = self._table(table)
+                out[table] = [] if db is None else [(bytes(k), unpack(v)) for k, v in txn.cursor(db=db)]
+            db = self._table(last_of)
+            cur = txn.cursor(db=db) if db is not None else None
+            last = bytes(cur.key()) if cur is not None and cur.last() else None
+        return out, last
+
     def count(self, table: str) -> int:
         db = self._table(table)
         env = self._live()
@@ -365,9 +408,9 @@ class Database:
                             try:
                                 if r.nested:
                                     with env.begin(write=True, parent=txn) as child:
-                                        r.result = r.fn(WriteTxn(child, self._dbs))
+                                        r.result = r.fn(WriteTxn(child, self._dbs, self.changelog))
                                 else:
-                                    r.result = r.fn(WriteTxn(txn, self._dbs))
+                                    r.result = r.fn(WriteTxn(txn, self._dbs, self.changelog))
                             except (lmdb.Error, DatabaseError):
                                 raise  # the whole group fails, and is retried request by request
                             except Exception as e:

@@ -47,9 +47,10 @@ def charge_id(job: Job, plan: dict[str, Any]) -> str:
 
 
 class Charger:
-    def __init__(self, ledger: Ledger, money: Money):
+    def __init__(self, ledger: Ledger, money: Money, *, site: Any = None):
         self.ledger = ledger
         self.money = money
+        self.site = site  # spoolproxy.sync.Site on a site node: charges go through it
 
     async def charge(self, job: Job) -> None:
         """Debit the job's cost (once); ChargeRefused when the account cannot pay now.
@@ -60,7 +61,7 @@ class Charger:
         txn_id = charge_id(job, plan)
         cost = int(plan["cost"])
         try:
-            applied = await self.ledger.apply(
+            applied = await (self.site or self.ledger).apply(
                 txn_id, plan["account"], -cost, "print", job=job.id, job_uuid=job.uuid,
                 by=job.user, comment=_comment(job, plan), require_funds=True)
         except InsufficientCredit as e:
@@ -81,7 +82,7 @@ class Charger:
         if (not plan or not plan.get("txn") or plan.get("refunded") or not job.is_final
                 or job.state == JobState.COMPLETED):
             return None
-        fn = apply_fn(f"{plan['txn']}/refund", plan["account"], int(plan["cost"]), "refund",
+        fn = (self.site.apply_fn if self.site is not None else apply_fn)(f"{plan['txn']}/refund", plan["account"], int(plan["cost"]), "refund",
                       job=job.id, job_uuid=job.uuid, by="system",
                       comment=f"job {job.id} {JobState(job.state).keyword}: "
                               f"{job.state_message or ', '.join(job.state_reasons)}"[:200],

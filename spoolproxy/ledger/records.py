@@ -186,9 +186,11 @@ class Txn(_Record):
     by: str = ""  # who did it: the user printing, the administrator, "system"
     comment: str = ""
     prev: int = 0  # seq of the same account's transaction before this one (0: none)
+    site: str = ""  # the site node it was made on ("": this node)
+    offline: bool = False  # made while that site could not reach the primary
 
     def to_record(self) -> dict[str, Any]:  # by hand: it runs once per charge
         return {"seq": self.seq, "id": self.id, "time": self.time, "account": self.account,
                 "amount": self.amount, "balance": self.balance, "kind": self.kind, "job": self.job,
                 "job_uuid": self.job_uuid, "by": self.by, "comment": self.comment, "prev": self.prev,
-                "v": SCHEMA_VERSION}
+                "site": self.site, "offline": self.offline, "v": SCHEMA_VERSION}

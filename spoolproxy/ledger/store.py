@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import msgpack
 
@@ -31,6 +31,10 @@ _unpackb = msgpack.unpackb  # a balance record is a flat list: the defaults read
 MAX_TXN_ID = 200  # bytes; LMDB keys are at most 511
 MAX_AMOUNT = 10**15  # far beyond any real price, far inside msgpack's int64
 MAX_BALANCE = 2**62  # ditto for a balance: every write of a charge then packs
+
+
+class CreditRule(Protocol):
+    def available(self, balance: int, overdraft: int) -> int: ...
 USER_FIELDS = frozenset(f.name for f in dataclasses.fields(User)) - {"name", "created", "updated"}
 ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account)) - {"name", "created", "updated"}
 
@@ -64,6 +68,9 @@ class Ledger:
         self.db = db
         self.clock = clock
         self._begin, self._balances = db.read_handle("balances")
+        # what a restricted account may spend: None is balance plus overdraft; a site
+        # that cannot reach its primary sets its offline policy's rule here
+        self.credit: CreditRule | None = None
 
     # ---- reads -------------------------------------------------------------------
 
@@ -125,7 +132,7 @@ class Ledger:
         if raw is None:
             return Credit(False, account, cost, reason=NO_ACCOUNT)
         _v, bal, overdraft, restricted, disabled, _last = _unpackb(raw)
-        available = bal + overdraft
+        available = bal + overdraft if self.credit is None else self.credit.available(bal, overdraft)
         if disabled:
             return Credit(False, account, cost, bal, available, restricted, NO_DISABLED)
         if restricted and 0 < cost and available < cost:
@@ -191,7 +198,7 @@ class Ledger:
         against the balance at commit time."""
         fn = apply_fn(txn_id, account, amount, kind, job=job, job_uuid=job_uuid, by=by,
                       comment=comment, require_funds=require_funds,
-                      when=self.clock() if when is None else when)
+                      when=self.clock() if when is None else when, credit=self.credit)
         return await self.db.transact(fn, nested=False)  # apply_fn refuses before it writes
 
     async def topup(self, account: str, amount: int, *, by: str, comment: str = "",
@@ -248,7 +255,8 @@ def _new_id(kind: str) -> str:
 
 def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0, job_uuid: str = "",
              by: str = "", comment: str = "", require_funds: bool = False,
-             when: float) -> Callable[[WriteTxn], Applied]:
+             when: float, site: str = "", offline: bool = False,
+             credit: "CreditRule | None" = None) -> Callable[[WriteTxn], Applied]:
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise TypeError("amounts are integers (minor units)")
     if abs(amount) > MAX_AMOUNT:
@@ -275,14 +283,15 @@ def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0,
         if require_funds and amount < 0:
             if bal.disabled:
                 raise LedgerError(f"the account {_show(account)} is disabled")
-            if bal.restricted and bal.available + amount < 0:
-                raise InsufficientCredit(account, amount, bal.available)
+            available = bal.available if credit is None else credit.available(bal.balance, bal.overdraft)
+            if bal.restricted and available + amount < 0:
+                raise InsufficientCredit(account, amount, available)
         if abs(bal.balance + amount) > MAX_BALANCE:  # refused here: nothing is written yet
             raise LedgerError(f"the balance of {account} would pass {MAX_BALANCE}")
         last = t.last_key("txns")
         seq = key_u64(last) + 1 if last else 1
         txn = Txn(seq, txn_id, when, account, amount, bal.balance + amount, kind, job, job_uuid, by,
-                  comment, bal.last)
+                  comment, bal.last, site, offline)
         t.put("txns", u64_key(seq), txn.to_record())
         t.put("txn_ids", idk, seq)
         t.put("balances", key(account),

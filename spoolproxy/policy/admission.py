@@ -26,6 +26,7 @@ from .convert import (attributes as _attributes, convert_documents, int_attr as 
                       named_account as _named_account, set_attributes as _set_attributes, sides as _sides,
                       Runner)
 from .filters import Decision, Facts, applies, duplicate_message, evaluate
+from ..sync import policy as offline
 
 log = logging.getLogger("spoolproxy.policy")
 
@@ -33,7 +34,8 @@ log = logging.getLogger("spoolproxy.policy")
 
 class Admission:
     def __init__(self, ledger: Ledger, queues: Mapping[str, QueueSettings], settings: LedgerSettings,
-                 store: Any, *, money: Callable[[int], str]):
+                 store: Any, *, money: Callable[[int], str], site: Any = None):
+        self.site = site  # spoolproxy.sync.Site on a site node: its offline policies apply
         self.ledger = ledger
         self.queues = queues
         self.settings = settings
@@ -74,6 +76,21 @@ class Admission:
 
     async def _admit(self, job: Job, q: QueueSettings, run: Runner) -> None:
         user = self.ledger.user(job.user)
+        if user is None and self.site is not None:  # the primary alone knows users: the offline policy
+            rule = offline.unknown_user(self.site.policy, job.user, findme=q.mode == "findme")
+            if rule.action == "cancel":
+                return self._deny(job, "account-authorization-failed", rule.message, JobState.CANCELED)
+            if rule.action == "untracked":
+                job.extra["charge"] = {"account": "", "cost": 0, "n": 1, "untracked": True,
+                                       "detail": f"not charged: user {job.user!r} is unknown here (offline policy)"}
+                log.info("job %d: user %r unknown here: printed untracked (offline policy)", job.id, job.user)
+                return
+            user = self.ledger.user(rule.user)
+            if user is None:
+                return self._deny(job, "account-authorization-failed",
+                                  f"User {job.user!r} is not known here, and the user {rule.user!r} the offline "
+                                  "policy charges such jobs to is not known either.")
+            job.extra["charged_to"] = user.name
         if user is None:
             if self.settings.unknown_users == "deny":
                 return self._deny(job, "account-authorization-failed",
@@ -90,6 +107,14 @@ class Admission:
         restricted = user.restricted
         named = _named_account(attrs) or next(
             (d.analysis["account"] for d in job.documents if (d.analysis or {}).get("account")), "")
+        if self.site is not None and not self.site.online:
+            known = bool(named) and (self.ledger.account(named) or self.ledger.account_by_code(named)) is not None
+            if offline.needs_choice(named, known, len(self.ledger.accounts_for(user)) if not named else 0):
+                account, why = offline.offline_account(self.site.policy, user.name)
+                if not account:
+                    return self._deny(job, "account-authorization-failed", why, JobState.CANCELED)
+                job.extra["offline_account"] = True
+                named = ""
         if named:
             acct = self.ledger.account(named) or self.ledger.account_by_code(named)
             if acct is None:
@@ -167,10 +192,10 @@ class Admission:
     async def _convert(self, job: Job, d: Decision, run: Runner) -> str:
         return await convert_documents(job, self.store, run, gray=d.gray, duplex=d.duplex)
 
-    def _deny(self, job: Job, reason: str, message: str) -> None:
+    def _deny(self, job: Job, reason: str, message: str, state: JobState = JobState.ABORTED) -> None:
         if job.is_final:  # canceled while it was being converted: that stands
             return
-        job.state = JobState.ABORTED
+        job.state = state
         job.state_reasons = [reason]
         job.state_message = message
         job.completed = time.time()

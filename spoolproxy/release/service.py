@@ -103,7 +103,9 @@ class Quote:
 class Release:
     def __init__(self, settings: Any, store: Any, ledger: Ledger, upstream: Any, audit: Audit, *,
                  run: Runner | None = None, money: Callable[[int], str] = str,
-                 monotonic: Callable[[], float] = time.monotonic, clock: Callable[[], float] = time.time):
+                 monotonic: Callable[[], float] = time.monotonic, clock: Callable[[], float] = time.time,
+                 site: Any = None):
+        self.site = site  # spoolproxy.sync.Site on a site node: offline policies, the journal
         self.settings = settings
         self.queues: Mapping[str, QueueSettings] = settings.queues
         self.rs: ReleaseSettings = settings.release
@@ -171,14 +173,27 @@ class Release:
                 raise LoginError("unknown-card", "This card is not registered yet: log in once with your "
                                                  "username and password to register it to yourself.")
             raise LoginError("failed", "This card is not known here.")
+        online = None  # a site asks its primary for passwords (None: checked here)
+        if kind == "username" and self.site is not None:
+            online = await self.site.password_login(username, password)
+            if online == "refused":
+                await self.audit.record("login-failed", user=user.name if user else "", device=device.name,
+                                        detail="password login while offline (offline policy)",
+                                        login=_shown(kind, ident))
+                raise LoginError("method-disabled", "Password logins are off while this print server cannot "
+                                                    "reach its primary: log in with your card or PIN.")
+            if online == "ok":
+                user = self.ledger.user(username)
         if method == "card":
+            await self._refuse_disabled(user, device)
+        elif online == "ok" and user is not None:
             await self._refuse_disabled(user, device)
         else:
             secret, stored = (password, user.password_hash if user else "") if kind == "username" else \
                 (pin, user.pin_hash if user else "")
             # scrypt takes tens of ms: off the event loop, and run even for an unknown login
             # so that the time taken does not tell which logins exist
-            ok = await trio.to_thread.run_sync(verify_secret, secret, stored or _dummy())
+            ok = online != "wrong" and await trio.to_thread.run_sync(verify_secret, secret, stored or _dummy())
             if not ok or user is None or not stored:
                 locked = self.lockout.failed(key)
                 what = "password" if kind == "username" else "PIN"
@@ -220,8 +235,11 @@ class Release:
         if owner is not None:
             raise LoginError("failed", "This card is registered to someone else: ask the administrator.")
         try:
-            await self.ledger.update_user(user.name, {"cards": [*user.cards, card][-MAX_CARDS:]},
-                                          by=f"{user.name}@{device.name}")
+            if self.site is not None:  # journaled for the primary, which owns the cards
+                await self.site.register_card(user, card, f"{user.name}@{device.name}")
+            else:
+                await self.ledger.update_user(user.name, {"cards": [*user.cards, card][-MAX_CARDS:]},
+                                              by=f"{user.name}@{device.name}")
         except LedgerError as e:
             raise LoginError("bad-request", f"The card cannot be registered: {e}.") from None
         await self.audit.record("card-registered", user=user.name, device=device.name, detail=_shown("card", card))
@@ -370,6 +388,13 @@ class Release:
                      for job, qt, _ in ready]
             refused = [self.audit.entry("release-refused", user=who.name, device=device.name, job=o.job,
                                         detail=o.message) for o in outcomes]
+            if self.site is not None:  # the primary's audit log hears of it (journaled, replayed)
+                audit += [self.site.release_fn({"event": "release", "user": who.name, "device": device.name,
+                                                "job": job.id, "job_uuid": job.uuid, "owner": job.user,
+                                                "detail": f"to {qt.printer}" + (f" as {job.user}" if job.user != who.name else ""),
+                                                "printer": qt.printer, "cost": qt.cost.total if qt.cost else None,
+                                                "account": qt.account})
+                          for job, qt, _ in ready]
             try:
                 await self.store.save_many([j for j, _, _ in ready], also=[*audit, *refused])
             finally:
@@ -416,6 +441,9 @@ class Release:
             return Outcome(job.id, False, "printer-not-ready", state.why + " The job stays held.")
         if account and job.user != who.name:
             return Outcome(job.id, False, "account-not-allowed", "Only the owner chooses the account of a job.")
+        if account and self.site is not None and not self.site.online and not self.site.policy.account_change:
+            return Outcome(job.id, False, "account-not-allowed", "The account cannot be changed while this print "
+                                                                 "server cannot reach its primary (offline policy).")
         if account:
             acct = self._account_for(job, account)
             if isinstance(acct, Outcome):

@@ -130,6 +130,14 @@ def _ledger(ctx: WebContext = Depends(get_context)) -> Ledger:
     return ctx.ledger
 
 
+def _ledger_to_change(ctx: WebContext = Depends(get_context), ledger: Ledger = Depends(_ledger)) -> Ledger:
+    """The ledger, for a change: a site's copy follows its primary and is not changed here."""
+    if ctx.settings.node.role == "site":
+        raise Problem(409, "Change it on the primary", "this node is a site: users, accounts and balances are "
+                      "changed on its primary, and the change reaches this site by itself", slug="site-read-only")
+    return ledger
+
+
 def _money(ctx: WebContext) -> Callable[[int], str]:
     return ctx.settings.ledger.money
 
@@ -271,7 +279,7 @@ async def get_user(name: str, ctx: WebContext = Depends(get_context), ledger: Le
             responses={**_CHANGE_ERRORS, 201: {"model": UserOut, "description": "The user was created"}})
 async def put_user(name: str, change: UserChange, response: Response,
                    create: Annotated[bool, Query(description="false: only change an existing user")] = True,
-                   ctx: WebContext = Depends(get_context), ledger: Ledger = Depends(_ledger)) -> UserOut:
+                   ctx: WebContext = Depends(get_context), ledger: Ledger = Depends(_ledger_to_change)) -> UserOut:
     changes = change.model_dump(exclude_unset=True, exclude_none=True)
     if "overdraft" in changes:
         changes["overdraft"] = _parse_money(ctx, changes["overdraft"], "overdraft", negative=False)
@@ -313,7 +321,7 @@ class ImportReport(BaseModel):
                  "type": "string", "example": "username,full_name,groups,card,initial_credit\n"
                                               "alice,Alice Liddell,staff;color,04A1B2C3,5.00\n"}}}}})
 async def import_users(request: Request, ctx: WebContext = Depends(get_context),
-                       ledger: Ledger = Depends(_ledger)) -> ImportReport:
+                       ledger: Ledger = Depends(_ledger_to_change)) -> ImportReport:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype and ctype not in CSV_TYPES:
         raise _unread(Problem(415, "Unsupported Media Type", f"send the CSV as text/csv, not {ctype}",
@@ -400,7 +408,7 @@ async def get_account(name: str, ctx: WebContext = Depends(get_context),
             responses={**_CHANGE_ERRORS, 201: {"model": AccountOut, "description": "The account was created"}})
 async def put_account(name: str, change: AccountChange, response: Response,
                       create: Annotated[bool, Query(description="false: only change an existing account")] = True,
-                      ctx: WebContext = Depends(get_context), ledger: Ledger = Depends(_ledger)) -> AccountOut:
+                      ctx: WebContext = Depends(get_context), ledger: Ledger = Depends(_ledger_to_change)) -> AccountOut:
     changes = change.model_dump(exclude_unset=True, exclude_none=True)
     if "overdraft" in changes:
         changes["overdraft"] = _parse_money(ctx, changes["overdraft"], "overdraft", negative=False)
@@ -464,6 +472,8 @@ class TxnOut(BaseModel):
     job_uuid: str
     by: str = Field(description="who: the user printing, admin-api, admin:LOGIN, system")
     comment: str
+    site: str = Field("", description="the site node it was made on (empty: this node)")
+    offline: bool = Field(False, description="made while that site could not reach the primary")
 
 
 class BalanceChangeResult(BaseModel):
@@ -519,7 +529,7 @@ async def _change_balance(ctx: WebContext, ledger: Ledger, account: str, change:
              summary="Add credit", responses={**_NOT_FOUND, 409: {"description": "txn_id used before for "
                                                                                 "another change"}})
 async def topup_balance(account: AccountRef, change: BalanceChange, ctx: WebContext = Depends(get_context),
-                        ledger: Ledger = Depends(_ledger)) -> BalanceChangeResult:
+                        ledger: Ledger = Depends(_ledger_to_change)) -> BalanceChangeResult:
     return await _change_balance(ctx, ledger, account, change, "top-up")
 
 
@@ -527,7 +537,7 @@ async def topup_balance(account: AccountRef, change: BalanceChange, ctx: WebCont
              summary="Add or remove credit (a correction)",
              responses={**_NOT_FOUND, 409: {"description": "txn_id used before for another change"}})
 async def adjust_balance(account: AccountRef, change: BalanceChange, ctx: WebContext = Depends(get_context),
-                         ledger: Ledger = Depends(_ledger)) -> BalanceChangeResult:
+                         ledger: Ledger = Depends(_ledger_to_change)) -> BalanceChangeResult:
     return await _change_balance(ctx, ledger, account, change, "adjustment")
 
 

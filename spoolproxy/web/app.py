@@ -88,6 +88,8 @@ class WebContext:
     release: Any = None  # spoolproxy.release.Release
     devices: Any = None  # spoolproxy.release.Devices
     audit: Any = None  # spoolproxy.release.Audit
+    primary: Any = None  # spoolproxy.sync.Primary on a primary node
+    site: Any = None  # spoolproxy.sync.Site on a site node
 
 
 def get_context(request: Request) -> WebContext:
@@ -154,11 +156,12 @@ async def node_status(ctx: WebContext = Depends(get_context)) -> NodeStatus:
 from .admin_ledger import router as ledger_router  # noqa: E402 (it imports WebContext, get_context from here)
 from .admin_release import router as admin_release_router  # noqa: E402
 from .release_api import router as device_router  # noqa: E402
+from .sync_api import admin_router as admin_sync_router, router as sync_router  # noqa: E402
 
-# under /api/v1, no admin token (the device API has its own keys)
-ROUTERS: list[APIRouter] = [health_router, device_router]
+# under /api/v1, no admin token (the device API and the sync API have their own keys)
+ROUTERS: list[APIRouter] = [health_router, device_router, sync_router]
 # under /api/v1/admin, admin token required
-ADMIN_ROUTERS: list[APIRouter] = [node_router, ledger_router, admin_release_router]
+ADMIN_ROUTERS: list[APIRouter] = [node_router, ledger_router, admin_release_router, admin_sync_router]
 
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No admin token (the response has WWW-Authenticate: Bearer)"},
@@ -190,6 +193,8 @@ def create_app(ctx: WebContext, *, routers: Sequence[APIRouter] = (),
     app.include_router(api)
     from .release_page import BASE as RELEASE_PAGE, router as release_page_router
     app.include_router(release_page_router)
+    from .metrics import router as metrics_router
+    app.include_router(metrics_router)
 
     @app.get("/", include_in_schema=False)
     async def _root() -> RedirectResponse:

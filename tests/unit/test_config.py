@@ -69,6 +69,10 @@ listen = "127.0.0.1"
 port = 631
 hostname = "print.example.com"
 
+[sync]
+primary = "https://hq.example.com:8632/"
+key_file = "/etc/spoolproxy/site.key"
+
 [queues.mono]
 printer = "ipp://10.0.0.7:631/ipp/print"
 mode = "hold"
@@ -81,6 +85,7 @@ default = true
 printer = "folder:///srv/printed"
 """))
     assert s.node.role == "site"
+    assert s.sync.primary == "https://hq.example.com:8632"
     assert s.node.log_level == "debug"
     assert s.ipp.port == 631
     assert s.default_queue == "colour"
@@ -324,3 +329,17 @@ def test_default_path_from_the_environment(monkeypatch, tmp_path):
     assert config.default_path() == tmp_path / "x.toml"
     monkeypatch.setenv(config.ENV_CONFIG, "")
     assert config.default_path() is None
+
+
+@pytest.mark.parametrize("text, key, words", [
+    ('[node]\nrole = "site"\n', "sync.primary", "URL of its primary"),
+    ('[node]\nrole = "site"\n[sync]\nprimary = "http://hq:8632"\n', "sync.key", "spoolproxy sites add"),
+    ('[sync]\nprimary = "http://hq:8632"\n', "sync.primary", "only a site"),
+    ('[node]\nrole = "site"\n[sync]\nprimary = "ftp://hq"\nkey = "k"\n', "sync.primary", "http://"),
+    ('[node]\nrole = "primary"\n[web]\nenabled = false\n', "web.enabled", "serves its sites"),
+    ('[offline]\ncredit = "maybe"\n', "offline.credit", "last-known"),
+    ('[offline]\noffline_overdraft = -1\n', "offline.offline_overdraft", "greater than or equal"),
+])
+def test_roles_sync_and_offline_policy_errors_name_the_key(tmp_path, text, key, words):
+    msg = error_of(tmp_path, text)
+    assert f": {key}: " in msg and words in msg, msg

@@ -73,3 +73,13 @@ def test_readme_config_shows_every_key_with_its_default():
     assert set(queue) | commented >= set(config.QueueSettings.model_fields)
     assert set(queue["cost"]) | commented >= set(config.CostSettings.model_fields)
     assert set(queue["filters"]) | commented >= set(config.FilterSettings.model_fields)
+
+
+def test_site_example_validates_and_shows_every_sync_key():
+    settings = config.load(DEPLOY / "site.toml")
+    assert settings.node.role == "site" and settings.sync.primary.startswith("https://")
+    text = (DEPLOY / "site.toml").read_text()
+    for key in config.SyncSettings.model_fields:
+        assert f"\n{key} = " in text or f"\n# {key} = " in text, key
+    with open(DEPLOY / "spoolproxy.toml", "rb") as f:
+        assert set(tomllib.load(f)["offline"]) == set(config.OfflinePolicy.model_fields)
