@@ -39,6 +39,7 @@ KEY_PREFIX = "sps_"
 POLICY_KEY = b"offline"
 SITE_KINDS = ("print", "refund")  # the transactions a site makes
 MAX_PAGE = 5000
+MAX_ENTRIES = 10000  # per request
 
 
 class SyncError(ValueError):
@@ -143,6 +144,21 @@ def check_entry(e: Any) -> dict[str, Any]:
     return e
 
 
+def parse_journal(data: bytes) -> tuple[list[dict[str, Any]], bool]:
+    """A POST /journal body (msgpack) -> (checked entries, require_funds); SyncError
+    for anything else, whatever the bytes."""
+    from .wire import unpack
+    try:
+        body = unpack(data)
+    except Exception as e:  # noqa: BLE001 - msgpack raises several kinds for bad input
+        raise SyncError(f"the body is not msgpack ({type(e).__name__})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("entries"), list):
+        raise SyncError("the body is a map with a list of entries")
+    if len(body["entries"]) > MAX_ENTRIES:
+        raise SyncError(f"at most {MAX_ENTRIES} entries per request")
+    return [check_entry(e) for e in body["entries"]], body.get("require_funds") is True
+
+
 def _answer(eid: str, ok: bool, **kw: Any) -> dict[str, Any]:
     return {"id": eid, "ok": ok, **kw}
 
@@ -189,7 +205,8 @@ class Primary:
 
     # -- what a site sends ------------------------------------------------------------
 
-    async def apply(self, site: str, entries: list[Any], *, require_funds: bool = False) -> list[dict[str, Any]]:
+    async def apply(self, site: str, entries: list[Any], *, require_funds: bool = False
+                    ) -> list[dict[str, Any]]:
         """Apply a site's entries in order, each once; the answers in the same order.
         ``require_funds``: an online charge, refused (not applied, not remembered) when
         the account cannot cover it, like a charge on this node."""
@@ -249,7 +266,7 @@ class Primary:
             try:
                 if apply is not None:
                     bal = t.get("balances", data["account"].encode())
-                    if bal is not None and bal[4] and data["amount"] < 0:
+                    if bal is not None and bal[4] and data["amount"] < 0 and t.get("txn_ids", idk) is None:
                         raise LedgerError(f"the account {data['account']} is disabled")
                     try:
                         applied = apply(t)

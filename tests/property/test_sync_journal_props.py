@@ -189,3 +189,41 @@ class SyncMachine(RuleBasedStateMachine):
 
 SyncMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestSyncJournal = SyncMachine.TestCase
+
+
+# -- what a site sends: parse_journal ---------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+
+from spoolproxy.sync.primary import SyncError, parse_journal  # noqa: E402
+from spoolproxy.sync.wire import pack  # noqa: E402
+
+_text = st.text(max_size=30)
+_txn = st.fixed_dictionaries({
+    "id": st.text(min_size=1, max_size=60), "kind": st.just("txn"), "time": st.floats(0, 2e9),
+    "offline": st.booleans(),
+    "data": st.fixed_dictionaries({"account": _text, "amount": st.integers(-10**9, 10**9),
+                                   "kind": st.sampled_from(["print", "refund"]), "job": st.integers(0, 2**31),
+                                   "job_uuid": _text, "by": _text, "comment": _text})})
+_card = st.fixed_dictionaries({"id": st.text(min_size=1, max_size=60), "kind": st.just("card"),
+                               "data": st.fixed_dictionaries({"user": _text, "card": _text})})
+_any = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats() | _text | st.binary(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+                    max_leaves=20)
+
+
+@given(st.lists(_txn | _card, max_size=8), st.booleans())
+def test_well_formed_entries_are_accepted_as_sent(entries, funds):
+    got, require = parse_journal(pack({"entries": entries, "require_funds": funds}))
+    assert got == entries and require is funds
+
+
+@given(st.one_of(st.binary(max_size=200), _any.map(pack),
+                 st.lists(_any, max_size=4).map(lambda es: pack({"entries": es}))))
+def test_anything_else_is_a_sync_error(data):
+    try:
+        entries, _ = parse_journal(data)
+    except SyncError:
+        return
+    for e in entries:  # what got through is well-formed
+        assert e["kind"] in ("txn", "card", "release") and isinstance(e["data"], dict)

@@ -462,7 +462,7 @@ async def test_site_refuses_ledger_changes_and_the_sync_api_wants_a_site_key(dep
         problem(await c.get(base + "/changes", headers={"Authorization": "Bearer sps_nope"}), 403, "site-key-wrong")
         r = await c.post(base + "/journal", content=b"\xc1", headers={
             "Authorization": f"Bearer {dep.keys['s1']}", "Content-Type": "application/msgpack"})
-        problem(r, 400, "bad-body")
+        problem(r, 422, "bad-entry")
         from spoolproxy.sync.wire import pack
         r = await c.post(base + "/journal", content=pack({"entries": [{"id": "x", "kind": "txn", "data": {}}]}),
                          headers={"Authorization": f"Bearer {dep.keys['s1']}", "Content-Type": "application/msgpack"})
