@@ -3,12 +3,25 @@
 against ``sync.ca_file`` or the system's CAs."""
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
 import msgpack
 
 from .wire import MEDIA_TYPE, PREFIX
+
+
+def _why(e: BaseException) -> str:
+    """The most telling message along an error's causes (a TLS certificate problem
+    hides two levels under httpx's ConnectError)."""
+    parts, seen = [], e
+    while seen is not None and len(parts) < 4:
+        text = str(seen).strip()
+        if text and text not in parts:
+            parts.append(text)
+        seen = seen.__cause__ or seen.__context__
+    return f"{type(e).__name__}: {parts[-1] if parts else ''}".rstrip(": ")
 
 
 class PrimaryUnreachable(Exception):
@@ -21,7 +34,7 @@ class SyncRefused(Exception):
 
 class Client:
     def __init__(self, settings: Any, key: str, *, transport: httpx.AsyncBaseTransport | None = None):
-        verify: Any = str(settings.ca_file) if settings.ca_file else True
+        verify: Any = ssl.create_default_context(cafile=str(settings.ca_file)) if settings.ca_file else True
         self.http = httpx.AsyncClient(base_url=settings.primary + PREFIX, timeout=settings.timeout,
                                       headers={"Authorization": f"Bearer {key}", "Accept": MEDIA_TYPE},
                                       verify=verify, transport=transport)
@@ -36,7 +49,7 @@ class Client:
                 content=None if body is None else msgpack.packb(body, use_bin_type=True),
                 headers={"Content-Type": MEDIA_TYPE} if body is not None else None)
         except httpx.HTTPError as e:
-            raise PrimaryUnreachable(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
+            raise PrimaryUnreachable(_why(e)) from None
         if r.status_code >= 500:
             raise PrimaryUnreachable(f"the primary answered {r.status_code}")
         if r.status_code != 200:

@@ -59,7 +59,14 @@ class Site:
         self.sync = settings.sync
         self.db = db
         self.ledger = ledger
-        self.client = client or Client(self.sync, read_key(self.sync))
+        if client is None:
+            try:
+                client = Client(self.sync, read_key(self.sync))
+            except (OSError, ValueError) as e:  # ssl: a missing or unreadable CA file
+                if isinstance(e, SiteKeyError):
+                    raise
+                raise SiteKeyError(f"sync.ca_file: cannot use {self.sync.ca_file}: {e}") from None
+        self.client = client
         self.clock = clock
         self.monotonic = monotonic
         self.name: str = db.get(J.META, J.SITE) or ""
@@ -246,8 +253,13 @@ class Site:
                 return await self.db.transact(J.apply_and_journal_fn(
                     txn_id, account, amount, kind, site=self.name, offline=False, pushed=True, when=when, **kw),
                     nested=False)
+            # no answer: the primary may have applied it (then the replay finds it there), so
+            # it is not refused now that the check above passed; and it is marked offline
+            unconfirmed, require_funds = True, False
+        else:
+            unconfirmed = not self.online
         applied = await self.db.transact(J.apply_and_journal_fn(
-            txn_id, account, amount, kind, site=self.name, offline=not self.online, when=when,
+            txn_id, account, amount, kind, site=self.name, offline=unconfirmed, when=when,
             require_funds=require_funds, credit=self.ledger.credit, **kw), nested=False)
         self._wake.set()
         return applied

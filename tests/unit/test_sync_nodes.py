@@ -7,6 +7,7 @@ starting it again on the same state directory and port.
 """
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
@@ -29,25 +30,25 @@ COST = COLOR + 2 * GRAY  # DOC: 1 colour page and 2 gray ones
 HEARTBEAT, OFFLINE_AFTER = 0.1, 0.6
 
 
-def primary_settings(tmp: Path, port: int, **offline) -> config.Settings:
+def primary_settings(tmp: Path, port: int, web: dict | None = None, **offline) -> config.Settings:
     return config.from_mapping({
         "node": {"state_dir": str(tmp / "primary"), "name": "hq", "role": "primary", "fsync": False},
         "ipp": {"listen": "127.0.0.1", "port": 0},
-        "web": {"listen": "127.0.0.1", "port": port},
+        "web": {"listen": "127.0.0.1", "port": port, **(web or {})},
         "ledger": {"new_user_restricted": True},
         "offline": offline,
         "queues": {"hq": {"printer": f"folder:{tmp / 'out-hq'}", "cost": {"gray": GRAY, "color": COLOR}}},
     })
 
 
-def site_settings(tmp: Path, name: str, port: int, key: str) -> config.Settings:
+def site_settings(tmp: Path, name: str, port: int, key: str, scheme: str = "http", **sync) -> config.Settings:
     cost = {"gray": GRAY, "color": COLOR}
     return config.from_mapping({
         "node": {"state_dir": str(tmp / name), "name": name, "role": "site", "fsync": False},
         "ipp": {"listen": "127.0.0.1", "port": 0},
         "web": {"listen": "127.0.0.1", "port": 0},
-        "sync": {"primary": f"http://127.0.0.1:{port}", "key": key, "heartbeat": HEARTBEAT,
-                 "offline_after": OFFLINE_AFTER, "timeout": 2},
+        "sync": {"primary": f"{scheme}://127.0.0.1:{port}", "key": key, "heartbeat": HEARTBEAT,
+                 "offline_after": OFFLINE_AFTER, "timeout": 2, **sync},
         "queues": {
             f"{name}-p": {"printer": f"folder:{tmp / f'out-{name}-p'}", "cost": cost},
             f"{name}-secure": {"printer": f"folder:{tmp / f'out-{name}-secure'}", "mode": "hold", "cost": cost},
@@ -63,10 +64,10 @@ def add_site(s: config.Settings, name: str) -> str:
 
 
 class Deployment:
-    def __init__(self, tmp: Path, nursery: trio.Nursery, **offline):
+    def __init__(self, tmp: Path, nursery: trio.Nursery, web: dict | None = None, **offline):
         self.tmp, self.nursery = tmp, nursery
         self.port = peers.free_port()
-        self.ps = primary_settings(tmp, self.port, **offline)
+        self.ps = primary_settings(tmp, self.port, web, **offline)
         self.keys = {n: add_site(self.ps, n) for n in ("s1", "s2")}
         self.primary: Node | None = None
         self.scope: trio.CancelScope | None = None
@@ -92,8 +93,8 @@ class Deployment:
         self.scope.cancel()
         await trio.sleep(0.05)
 
-    async def start_site(self, name: str) -> Node:
-        node = await start(self.nursery, site_settings(self.tmp, name, self.port, self.keys[name]), self.tmp)
+    async def start_site(self, name: str, **sync) -> Node:
+        node = await start(self.nursery, site_settings(self.tmp, name, self.port, self.keys[name], **sync), self.tmp)
         self.sites[name] = node
         return node
 
@@ -482,3 +483,56 @@ async def test_the_state_and_its_change_are_in_the_metrics(dep):
         (since,) = [float(line.split()[1]) for line in text.splitlines()
                     if line.startswith("spoolproxy_sync_state_since_seconds ")]
         assert since == pytest.approx(st["since"], abs=1e-3)
+
+
+
+def make_cert(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (as an IP subject alternative name)."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spoolproxy test primary")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    certfile, keyfile = tmp / "cert.pem", tmp / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return certfile, keyfile
+
+
+async def test_sync_over_tls_checks_the_primary_certificate(tmp_path, nursery):
+    certfile, keyfile = make_cert(tmp_path)
+    d = Deployment(tmp_path, nursery, web={"certfile": str(certfile), "keyfile": str(keyfile)})
+    scope = trio.CancelScope()  # (started by hand: the admin client speaks https)
+
+    async def run(task_status=trio.TASK_STATUS_IGNORED):
+        with scope:
+            await run_node(d.ps, task_status=task_status)
+
+    await nursery.start(run)
+    token = (d.ps.node.state_dir / TOKEN_FILE).read_text().strip()
+    async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{d.port}/api/v1/admin", verify=ssl.create_default_context(cafile=str(certfile)),
+                                 headers={"Authorization": f"Bearer {token}"}, trust_env=False) as admin:
+        r = await admin.put("/users/ann", json={"restricted": True})
+        assert r.status_code in (200, 201), r.text
+    trusted = await d.start_site("s1", scheme="https", ca_file=str(certfile))
+    untrusted = await d.start_site("s2", scheme="https")  # the system's CAs do not know it
+    await wait_state(trusted, True)
+    r = await trusted.admin.get("/users/ann")
+    assert r.status_code == 200
+    with trio.fail_after(10):
+        while "certificate" not in (st := await sync_state(untrusted))["last_error"].lower():
+            await trio.sleep(0.05)
+    assert st["online"] is False and st["site"] == ""
