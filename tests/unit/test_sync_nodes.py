@@ -24,6 +24,7 @@ from spoolproxy.web.auth import TOKEN_FILE
 from spoolproxy.ipp.client import IppClient, check, new_request
 from spoolproxy.ipp.model import Op, Tag
 from test_release_api import Device, Site as Node, problem, start
+from test_web_server import make_cert
 
 GRAY, COLOR = 10, 50
 COST = COLOR + 2 * GRAY  # DOC: 1 colour page and 2 gray ones
@@ -484,32 +485,6 @@ async def test_the_state_and_its_change_are_in_the_metrics(dep):
                     if line.startswith("spoolproxy_sync_state_since_seconds ")]
         assert since == pytest.approx(st["since"], abs=1e-3)
 
-
-
-def make_cert(tmp: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (as an IP subject alternative name)."""
-    import datetime
-    import ipaddress
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spoolproxy test primary")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    certfile, keyfile = tmp / "cert.pem", tmp / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return certfile, keyfile
 
 
 async def test_sync_over_tls_checks_the_primary_certificate(tmp_path, nursery):
