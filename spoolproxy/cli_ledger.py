@@ -52,6 +52,9 @@ def open_db(settings: Settings, *, readonly: bool) -> Iterator[Any]:
 @contextlib.contextmanager
 def open_ledger(settings: Settings, *, readonly: bool) -> Iterator[Any]:
     from .ledger import Ledger
+    if not readonly and settings.node.role == "site":
+        raise _cli().CommandError("this node is a site: users, accounts and balances are changed on its "
+                                  "primary (run the command there), and the change reaches the site by itself")
     with open_db(settings, readonly=readonly) as db:
         yield Ledger(db)
 
