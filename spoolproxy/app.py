@@ -151,7 +151,8 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
             for name, q in settings.queues.items():
                 uri = f"ipp://{host}:{port}/ipp/print/{name}"
                 info.queues[name] = uri
-                log.info("IPP queue %-12s %s -> %s (%s)%s", name, uri, q.printer or f"any of {', '.join(q.printers)}", q.mode,
+                log.info("IPP queue %-12s %s -> %s (%s)%s", name, uri,
+                         q.printer or f"any of {', '.join(q.printers)}", q.mode,
                          " [default]" if name == settings.default_queue else "")
             if settings.web.enabled:
                 info.web_port = await _start_web(nursery, settings, info, started=started, store=store,

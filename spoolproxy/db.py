@@ -300,7 +300,8 @@ class Database:
             self._live()
             return
         succ = _successor(prefix)
-        pos: bytes | None = max(start, prefix) if start is not None else None  # where the next chunk starts (forward) or ends, exclusive (reverse)
+        # where the next chunk starts (forward) or ends, exclusive (reverse)
+        pos: bytes | None = max(start, prefix) if start is not None else None
         while True:
             chunk: list[tuple[bytes, Any]] = []
             done = False

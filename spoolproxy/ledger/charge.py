@@ -82,11 +82,12 @@ class Charger:
         if (not plan or not plan.get("txn") or plan.get("refunded") or not job.is_final
                 or job.state == JobState.COMPLETED):
             return None
-        fn = (self.site.apply_fn if self.site is not None else apply_fn)(f"{plan['txn']}/refund", plan["account"], int(plan["cost"]), "refund",
-                      job=job.id, job_uuid=job.uuid, by="system",
-                      comment=f"job {job.id} {JobState(job.state).keyword}: "
-                              f"{job.state_message or ', '.join(job.state_reasons)}"[:200],
-                      when=self.ledger.clock())
+        make = self.site.apply_fn if self.site is not None else apply_fn  # a site journals it
+        fn = make(f"{plan['txn']}/refund", plan["account"], int(plan["cost"]), "refund",
+                  job=job.id, job_uuid=job.uuid, by="system",
+                  comment=f"job {job.id} {JobState(job.state).keyword}: "
+                          f"{job.state_message or ', '.join(job.state_reasons)}"[:200],
+                  when=self.ledger.clock())
         plan["refunded"] = True
         plan["n"] = int(plan.get("n", 1)) + 1  # a later reprint is a new charge
         plan.pop("txn", None)

@@ -389,12 +389,12 @@ class Release:
             refused = [self.audit.entry("release-refused", user=who.name, device=device.name, job=o.job,
                                         detail=o.message) for o in outcomes]
             if self.site is not None:  # the primary's audit log hears of it (journaled, replayed)
-                audit += [self.site.release_fn({"event": "release", "user": who.name, "device": device.name,
-                                                "job": job.id, "job_uuid": job.uuid, "owner": job.user,
-                                                "detail": f"to {qt.printer}" + (f" as {job.user}" if job.user != who.name else ""),
-                                                "printer": qt.printer, "cost": qt.cost.total if qt.cost else None,
-                                                "account": qt.account})
-                          for job, qt, _ in ready]
+                audit += [self.site.release_fn({
+                    "event": "release", "user": who.name, "device": device.name, "job": job.id, "job_uuid": job.uuid,
+                    "owner": job.user,
+                    "detail": f"to {qt.printer}" + (f" as {job.user}" if job.user != who.name else ""),
+                    "printer": qt.printer, "cost": qt.cost.total if qt.cost else None, "account": qt.account})
+                    for job, qt, _ in ready]
             try:
                 await self.store.save_many([j for j, _, _ in ready], also=[*audit, *refused])
             finally:

@@ -151,8 +151,9 @@ class Site:
             except PrimaryUnreachable as e:
                 self._unanswered(str(e))
             except SyncRefused as e:
+                if str(e) != self.last_error:  # (once, not at every heartbeat)
+                    log.error("site: %s", e)
                 self._unanswered(str(e))
-                log.error("site: %s", e)
             await trio.sleep(self.sync.heartbeat)
 
     async def poll(self) -> None:

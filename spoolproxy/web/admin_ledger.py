@@ -408,7 +408,8 @@ async def get_account(name: str, ctx: WebContext = Depends(get_context),
             responses={**_CHANGE_ERRORS, 201: {"model": AccountOut, "description": "The account was created"}})
 async def put_account(name: str, change: AccountChange, response: Response,
                       create: Annotated[bool, Query(description="false: only change an existing account")] = True,
-                      ctx: WebContext = Depends(get_context), ledger: Ledger = Depends(_ledger_to_change)) -> AccountOut:
+                      ctx: WebContext = Depends(get_context),
+                      ledger: Ledger = Depends(_ledger_to_change)) -> AccountOut:
     changes = change.model_dump(exclude_unset=True, exclude_none=True)
     if "overdraft" in changes:
         changes["overdraft"] = _parse_money(ctx, changes["overdraft"], "overdraft", negative=False)

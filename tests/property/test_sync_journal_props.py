@@ -207,7 +207,8 @@ _txn = st.fixed_dictionaries({
                                    "job_uuid": _text, "by": _text, "comment": _text})})
 _card = st.fixed_dictionaries({"id": st.text(min_size=1, max_size=60), "kind": st.just("card"),
                                "data": st.fixed_dictionaries({"user": _text, "card": _text})})
-_any = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats() | _text | st.binary(max_size=20),
+_scalar = st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.floats() | _text | st.binary(max_size=20)
+_any = st.recursive(_scalar,
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
                     max_leaves=20)
 

@@ -498,7 +498,8 @@ async def test_sync_over_tls_checks_the_primary_certificate(tmp_path, nursery):
 
     await nursery.start(run)
     token = (d.ps.node.state_dir / TOKEN_FILE).read_text().strip()
-    async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{d.port}/api/v1/admin", verify=ssl.create_default_context(cafile=str(certfile)),
+    async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{d.port}/api/v1/admin",
+                                 verify=ssl.create_default_context(cafile=str(certfile)),
                                  headers={"Authorization": f"Bearer {token}"}, trust_env=False) as admin:
         r = await admin.put("/users/ann", json={"restricted": True})
         assert r.status_code in (200, 201), r.text
