@@ -205,12 +205,13 @@ class Primary:
 
     # -- what a site sends ------------------------------------------------------------
 
-    async def apply(self, site: str, entries: list[Any], *, require_funds: bool = False
+    async def apply(self, site: str, entries: list[Any], *, require_funds: bool = False, checked: bool = False
                     ) -> list[dict[str, Any]]:
         """Apply a site's entries in order, each once; the answers in the same order.
         ``require_funds``: an online charge, refused (not applied, not remembered) when
-        the account cannot cover it, like a charge on this node."""
-        answers = await self.db.transact(self.apply_fn(site, entries, require_funds=require_funds))
+        the account cannot cover it, like a charge on this node. ``checked``: the
+        entries came through parse_journal already."""
+        answers = await self.db.transact(self.apply_fn(site, entries, require_funds=require_funds, checked=checked))
         self._report(site, answers)
         return answers
 
@@ -220,10 +221,11 @@ class Primary:
         self._report(site, answers)
         return answers
 
-    def apply_fn(self, site: str, entries: list[Any], *, require_funds: bool = False
+    def apply_fn(self, site: str, entries: list[Any], *, require_funds: bool = False, checked: bool = False
                  ) -> Callable[[WriteTxn], list[dict[str, Any]]]:
-        checked = [check_entry(e) for e in entries]  # SyncError before anything is applied
-        fns = [self._entry_fn(site, e, require_funds) for e in checked]
+        if not checked:
+            entries = [check_entry(e) for e in entries]  # SyncError before anything is applied
+        fns = [self._entry_fn(site, e, require_funds) for e in entries]
         now = self.clock()
 
         def fn(t: WriteTxn) -> list[dict[str, Any]]:

@@ -136,6 +136,7 @@ class Site:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._follow)
             nursery.start_soon(self._send)
+            nursery.start_soon(self._watch)
             task_status.started()
             try:
                 await trio.sleep_forever()
@@ -184,6 +185,18 @@ class Site:
             if page["changes"][-1][0] >= page["head"]:
                 return
 
+    async def _watch(self) -> None:
+        """Offline exactly ``offline_after`` after the last answer, also while a request to
+        a hung primary is still waiting out its timeout."""
+        while True:
+            left = self.sync.heartbeat
+            if self.online:
+                left = self.last_answer + self.sync.offline_after - self.monotonic()
+                if left <= 0:
+                    self._unanswered(self.last_error or "no answer (a request to the primary is still waiting)")
+                    left = self.sync.heartbeat
+            await trio.sleep(max(left, 0.01))
+
     def _policy_changed(self) -> None:
         if not self.online:
             self.ledger.credit = credit_rule(self.policy)
@@ -216,7 +229,7 @@ class Site:
         by_id = {a["id"]: a for a in answers}
         refused = await self.db.transact(J.settle_fn([(e, by_id.get(e["id"], {"ok": False, "reason": "no answer"}))
                                                       for e in batch]))
-        self.replayed += len(batch) - refused
+        self.replayed += sum(1 for a in answers if a["ok"] and not a.get("again"))
         self.refused += refused
         return len(batch)
 

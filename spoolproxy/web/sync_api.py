@@ -88,7 +88,7 @@ async def sync_journal(request: Request, site: str = Depends(site_of),
         entries, require_funds = parse_journal(await _body(request))
     except SyncError as e:
         raise Problem(422, "Bad entries", str(e), slug="bad-entry") from None
-    return _reply({"answers": await _primary(ctx).apply(site, entries, require_funds=require_funds)})
+    return _reply({"answers": await _primary(ctx).apply(site, entries, require_funds=require_funds, checked=True)})
 
 
 @router.post("/login", summary="Check a password against the primary's ledger")
