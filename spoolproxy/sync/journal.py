@@ -122,38 +122,48 @@ def apply_and_journal_fn(txn_id: str, account: str, amount: int, kind: str, *, s
 
 
 def settle_fn(answers: list[tuple[dict[str, Any], dict[str, Any]]]) -> Callable[[WriteTxn], int]:
-    """Record the primary's answers to entries sent to it: mark them pushed; one it
-    could not apply leaves the pending sum (and its debit leaves the view: the
-    primary's ledger, the authority, does not have it). Moves the PUSHED cursor
-    over every answered entry. Returns how many were refused."""
+    """Record the primary's answers to entries sent to it. The PUSHED cursor moves over
+    every answered entry (entries up to it count as sent: their records are not
+    rewritten, a commit of one page instead of a thousand); one the primary could not
+    apply is marked refused and leaves the pending sum (and its debit the view: the
+    primary's ledger, the authority, does not have it). Returns how many were refused."""
 
     def fn(t: WriteTxn) -> int:
-        refused = answered = 0
-        top = t.get(META, PUSHED) or 0
+        refused = 0
+        cursor = t.get(META, PUSHED) or 0
+        done: set[int] = set()
         for e, answer in answers:
-            rec = t.get(JOURNAL, u64_key(e["seq"]))
-            if rec is None:
+            seq = e["seq"]
+            if seq <= cursor or seq in done:
+                continue  # answered before
+            done.add(seq)
+            if not answer.get("ok"):
+                rec = t.get(JOURNAL, u64_key(seq))
+                if rec is not None and not rec.get("refused"):
+                    refused += 1
+                    rec["refused"] = answer.get("reason", "refused")
+                    if rec["kind"] == "txn" and not rec["r"]:
+                        _add_pending(t, rec["data"]["account"], -rec["data"]["amount"])
+                        _move_view(t, rec["data"]["account"], -rec["data"]["amount"])
+                    rec["r"] = rec["pushed"] = True
+                    t.put(JOURNAL, u64_key(seq), rec)
+        seq = cursor  # over the answered ones and those sent when they were made (online charges)
+        while True:
+            if seq + 1 in done:
+                seq += 1
                 continue
-            answered += not rec.get("pushed")
-            rec["pushed"] = True
-            if not answer.get("ok") and not rec.get("refused"):
-                refused += 1
-                rec["refused"] = answer.get("reason", "refused")
-                if rec["kind"] == "txn" and not rec["r"]:
-                    _add_pending(t, rec["data"]["account"], -rec["data"]["amount"])
-                    _move_view(t, rec["data"]["account"], -rec["data"]["amount"])
-                rec["r"] = True
-            t.put(JOURNAL, u64_key(rec["seq"]), rec)
-            top = max(top, rec["seq"])
-        # the cursor moves over a contiguous answered prefix only
-        seq = t.get(META, PUSHED) or 0
-        while seq < top:
             nxt = t.get(JOURNAL, u64_key(seq + 1))
             if nxt is None or not nxt.get("pushed"):
                 break
             seq += 1
+        for s in done:
+            if s > seq:  # answered out of order: marked, so that it is not sent again
+                rec = t.get(JOURNAL, u64_key(s))
+                if rec is not None and not rec.get("pushed"):
+                    rec["pushed"] = True
+                    t.put(JOURNAL, u64_key(s), rec)
         t.put(META, PUSHED, seq)
-        t.put(META, UNSENT, max(0, (t.get(META, UNSENT) or 0) - answered))
+        t.put(META, UNSENT, max(0, (t.get(META, UNSENT) or 0) - len(done)))
         return refused
 
     return fn
@@ -235,10 +245,11 @@ def apply_snapshot_fn(me: str, snapshot: dict[str, Any]) -> Callable[[WriteTxn],
 
 # ---- reads -------------------------------------------------------------------------
 
-def unpushed(db: Database, limit: int) -> list[dict[str, Any]]:
-    """The oldest entries without an answer from the primary, in journal order."""
+def unpushed(db: Database, limit: int, *, after: int = 0) -> list[dict[str, Any]]:
+    """The oldest entries without an answer from the primary (after seq ``after``), in
+    journal order."""
     out = []
-    for _k, rec in db.scan(JOURNAL, start=u64_key((db.get(META, PUSHED) or 0) + 1)):
+    for _k, rec in db.scan(JOURNAL, start=u64_key(max(db.get(META, PUSHED) or 0, after) + 1)):
         if rec.get("pushed"):
             continue
         out.append(rec)

@@ -274,9 +274,8 @@ class Primary:
                         applied = apply(t)
                     except InsufficientCreditError as ex:
                         return _answer(eid, False, reason="insufficient-credit", available=ex.available)
-                    txn = applied.txn
-                    bal = t.get("balances", txn.account.encode())
-                    negative = bool(bal and bal[3] and txn.amount < 0 and bal[1] + bal[2] < 0)
+                    txn = applied.txn  # (bal: restricted and overdraft, which the apply leaves as they are)
+                    negative = bool(bal and bal[3] and txn.amount < 0 and txn.balance + bal[2] < 0)
                     return _answer(eid, True, again=not applied.new, balance=txn.balance, account=txn.account,
                                    negative=negative and applied.new)
                 if t.get(REPLAYED, idk) is not None:

@@ -161,9 +161,9 @@ class Site:
         """One round: the snapshot if none was taken yet, then the feed up to its head."""
         if not self.name:
             snap = await self.client.snapshot()
+            await self.db.transact(J.apply_snapshot_fn(snap["site"], snap))
+            self.name = snap["site"]  # (and online only now: what the site shows is the snapshot's)
             self._answered()
-            self.name = snap["site"]
-            await self.db.transact(J.apply_snapshot_fn(self.name, snap))
             log.info("site %s: snapshot of the primary taken at change %d", self.name, snap["seq"])
             self._policy_changed()
             return
@@ -221,17 +221,47 @@ class Site:
                 await self._wake.wait()
 
     async def replay_once(self) -> int:
-        batch = J.unpushed(self.db, self.sync.batch)
-        if not batch:
-            return 0
-        answers = await self.client.journal([_wire(e) for e in batch])
-        self._answered()
+        """Send every unsent entry, a batch at a time and in journal order. While a batch
+        is on its way, the next one is read (in a thread: the loop only waits then) and
+        the one before is settled (a commit), so the site's work and the primary's
+        overlap. Returns how many were sent."""
+        size = self.sync.batch
+
+        def read(after: int) -> list[dict[str, Any]]:
+            return J.unpushed(self.db, size, after=after)
+
+        batch = read(0)
+        sent = 0
+        failed: list[Exception] = []
+        async with trio.open_nursery() as settling:
+            while batch:
+                answers: list[dict[str, Any]] = []
+
+                async def send(entries=batch) -> None:
+                    try:
+                        answers.extend(await self.client.journal([_wire(e) for e in entries]))
+                    except (PrimaryUnreachable, SyncRefused) as e:  # raised below, not as a group
+                        failed.append(e)
+
+                async with trio.open_nursery() as both:
+                    both.start_soon(send)
+                    nxt = await trio.to_thread.run_sync(read, batch[-1]["seq"])
+                if failed:
+                    break  # (raised once the settles in flight are done)
+                self._answered()
+                settling.start_soon(self._settle, batch, answers)
+                sent += len(batch)
+                batch = nxt
+        if failed:
+            raise failed[0]
+        return sent
+
+    async def _settle(self, batch: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
         by_id = {a["id"]: a for a in answers}
         refused = await self.db.transact(J.settle_fn([(e, by_id.get(e["id"], {"ok": False, "reason": "no answer"}))
                                                       for e in batch]))
         self.replayed += sum(1 for a in answers if a["ok"] and not a.get("again"))
         self.refused += refused
-        return len(batch)
 
     def wake(self) -> None:
         self._wake.set()
