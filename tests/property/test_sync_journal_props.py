@@ -157,7 +157,8 @@ class SyncMachine(RuleBasedStateMachine):
             if e["kind"] == "txn" and not e.get("r"):
                 k = e["data"]["account"].encode()
                 unreflected[k] = unreflected.get(k, 0) + e["data"]["amount"]
-        waiting = sum(1 for e in J.entries(self.sdb) if not e.get("pushed"))
+        cursor = self.sdb.get(J.META, J.PUSHED) or 0
+        waiting = sum(1 for e in J.entries(self.sdb, after=cursor) if not e.get("pushed"))
         assert J.counts(self.sdb)["unsent"] == waiting
         for u in USERS:
             k = f"user:{u}".encode()
