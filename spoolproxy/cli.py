@@ -451,6 +451,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"node     {n.name} ({n.role}), state dir {n.state_dir.resolve()}{where}, log level {n.log_level}")
     random = " (a random free port: the node logs the one it got)" if ipp.port == 0 else ""
     print(f"ipp      listens on {config._url_host(ipp.listen)}:{ipp.port}{random}")
+    if n.role == "site":
+        sy = settings.sync
+        print(f"sync     follows {sy.primary} (a poll every {sy.heartbeat:g} s; offline after {sy.offline_after:g} s "
+              "without an answer)")
+    elif n.role == "primary":
+        o = settings.offline
+        print(f"offline  policy for the sites: account {o.account}, credit {o.credit}, unknown users {o.unknown}, "
+              f"passwords {o.password}")
     if not settings.queues:
         print("queues   none (the node accepts no jobs)")
     rows = []

@@ -92,3 +92,13 @@ def test_export_on_the_site_import_on_the_primary_each_entry_once(tmp_path, caps
     assert code == 1 and "bad.spj: not a journal export" in err
     code, out, _ = run(capsys, primary, "offline", "unapplied", "--fail-empty")
     assert code == 1 and "every entry" in out
+
+
+def test_check_config_tells_a_site_its_primary_and_a_primary_its_policy(tmp_path, capsys):
+    site = write_config(tmp_path, "lib", "site", primary="https://hq.example.com:8632", key="sps_x")
+    assert cli.main(["check-config", str(site)]) == 0
+    assert "follows https://hq.example.com:8632" in capsys.readouterr().out
+    primary = write_config(tmp_path, "hq", "primary")
+    primary.write_text(primary.read_text() + '\n[offline]\ncredit = "none"\n')
+    assert cli.main(["check-config", str(primary)]) == 0
+    assert "credit none" in capsys.readouterr().out
