@@ -100,7 +100,7 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
                                          changelog=REPLICATED if role == "primary" else frozenset()) as db:
         ledger = Ledger(db)
         money = settings.ledger.money
-        primary = Primary(db, ledger, settings.offline) if role == "primary" else None
+        primary = Primary(db, ledger, settings.offline, ledger_settings=settings.ledger) if role == "primary" else None
         try:
             site = Site(settings, db, ledger) if role == "site" else None
         except SiteKeyError as e:

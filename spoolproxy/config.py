@@ -194,8 +194,9 @@ class OfflinePolicy(_Section):
     offline_overdraft: int = Field(0, ge=0, description="credit = overdraft: how far below the last known "
                                                         "balance plus overdraft (minor units)")
     unknown: Literal["assign", "untracked", "cancel"] = Field(
-        "assign", description="jobs of users the site has never seen: charge unknown_user; print uncharged "
-                              "(not from findme queues); or cancel")
+        "assign", description="jobs of users the site has never seen, while it cannot reach the primary (online "
+                              "the primary decides, by its ledger.unknown_users): charge unknown_user; print "
+                              "uncharged (not from findme queues); or cancel")
     unknown_user: str = Field("unknown", min_length=1, max_length=255,
                               description="unknown = assign: the user charged (made unrestricted on the primary)")
     password: Literal["cached", "card-pin"] = Field(

@@ -76,7 +76,13 @@ class Admission:
 
     async def _admit(self, job: Job, q: QueueSettings, run: Runner) -> None:
         user = self.ledger.user(job.user)
-        if user is None and self.site is not None:  # the primary alone knows users: the offline policy
+        if user is None and self.site is not None:  # online, the primary decides as for its own jobs
+            found = await self.site.first_print(job.user)
+            if found == "deny":
+                return self._deny(job, "account-authorization-failed",
+                                  f"User {job.user!r} is not known to this print server.")
+            user = found
+        if user is None and self.site is not None:  # unreachable: the offline policy
             rule = offline.unknown_user(self.site.policy, job.user, findme=q.mode == "findme")
             if rule.action == "cancel":
                 return self._deny(job, "account-authorization-failed", rule.message, JobState.CANCELED)

@@ -74,5 +74,8 @@ class Client:
         answer = await self.call("POST", "/journal", {"entries": entries, "require_funds": require_funds})
         return answer["answers"]
 
+    async def first_print(self, user: str) -> dict[str, Any]:
+        return await self.call("POST", "/user", {"user": user})
+
     async def login(self, user: str, password: str) -> dict[str, Any]:
         return await self.call("POST", "/login", {"user": user, "password": password})

@@ -188,7 +188,7 @@ def _reflect(t: WriteTxn, me: str, origin: Any) -> None:
     _add_pending(t, rec["data"]["account"], -rec["data"]["amount"])  # the new balance has it
 
 
-def _put_replicated(t: WriteTxn, table: str, key: bytes, value: Any) -> None:
+def put_replicated(t: WriteTxn, table: str, key: bytes, value: Any) -> None:
     if table == "balances":
         if value is None:
             t.delete("balances", key)
@@ -217,7 +217,7 @@ def apply_changes_fn(me: str, changes: list[list[Any]]) -> Callable[[WriteTxn], 
                 raise JournalError(f"the primary sent a change of table {table!r}")
             if table == "balances":
                 _reflect(t, me, origin)
-            _put_replicated(t, table, bytes(key), value)
+            put_replicated(t, table, bytes(key), value)
             at = seq
         t.put(META, APPLIED, at)
         return at
@@ -235,7 +235,7 @@ def apply_snapshot_fn(me: str, snapshot: dict[str, Any]) -> Callable[[WriteTxn],
             if table not in REPLICATED:
                 raise JournalError(f"the primary's snapshot has a table {table!r}")
             for key, value in rows:
-                _put_replicated(t, table, bytes(key), value)
+                put_replicated(t, table, bytes(key), value)
         t.put(META, SITE, me)
         t.put(META, APPLIED, snapshot["seq"])
         return snapshot["seq"]

@@ -164,10 +164,12 @@ def _answer(eid: str, ok: bool, **kw: Any) -> dict[str, Any]:
 
 
 class Primary:
-    def __init__(self, db: Database, ledger: Ledger, policy: Any, *, clock: Callable[[], float] = time.time):
+    def __init__(self, db: Database, ledger: Ledger, policy: Any, *, clock: Callable[[], float] = time.time,
+                 ledger_settings: Any = None):
         self.db = db
         self.ledger = ledger
         self.policy = policy  # config.OfflinePolicy
+        self.ledger_settings = ledger_settings  # config.LedgerSettings: users created on first print
         self.clock = clock
         self.sites = Sites(db, clock=clock)
 
@@ -298,6 +300,24 @@ class Primary:
 
     def unapplied(self) -> list[dict[str, Any]]:
         return [rec for _k, rec in self.db.scan(UNAPPLIED)]
+
+    # -- users ------------------------------------------------------------------------
+
+    async def first_print(self, name: str) -> dict[str, Any]:
+        """A site online meets a user it has never seen: what this node would do with
+        their job (``ledger.unknown_users``): create them, with the new-user defaults, and
+        hand the records over at once (the feed carries them too), or say no."""
+        s = self.ledger_settings
+        if s is None or s.unknown_users == "deny":
+            return {"ok": False, "reason": "unknown-user"}
+        check_name("user name", name)
+        if self.ledger.user(name) is None:
+            await self.ledger.update_user(name, {"restricted": s.new_user_restricted}, create=True,
+                                          initial_credit=s.new_user_credit)
+            log.info("user %r created on first print at a site (%s)", name,
+                     "restricted" if s.new_user_restricted else "unrestricted")
+        return {"ok": True, "user": self.db.get("users", name.encode()),
+                "balance": self.db.get("balances", f"user:{name}".encode())}
 
     # -- logins -----------------------------------------------------------------------
 

@@ -271,39 +271,43 @@ class Site:
     async def apply(self, txn_id: str, account: str, amount: int, kind: str, *, require_funds: bool = False,
                     **kw: Any) -> Applied:
         """The ledger's apply on a site (Charger). Online, a debit is confirmed by the
-        primary first; offline, or when the primary does not answer, it is checked
-        here under the offline policy and journaled to be replayed."""
+        primary first: asked again (the same id: applied at most once) until it answers
+        or the site goes offline, so that a slow primary never lets two sites spend
+        the same credit. Offline it is checked here under the offline policy and
+        journaled to be replayed."""
         when = kw.pop("when", None) or self.clock()
-        if self.online and self.name and amount < 0:
-            local = self.ledger.check(account, -amount)
-            if require_funds and not local.ok and local.reason == "not enough credit":
-                raise InsufficientCredit(account, amount, local.available)
+        asked = False  # the primary may have applied it without answering
+        while self.online and self.name and amount < 0:
+            if not asked:
+                local = self.ledger.check(account, -amount)
+                if require_funds and not local.ok and local.reason == "not enough credit":
+                    raise InsufficientCredit(account, amount, local.available)
             e = J.entry("txn", txn_id, {"account": account, "amount": amount, "kind": kind, "job": kw.get("job", 0),
                                         "job_uuid": kw.get("job_uuid", ""), "by": kw.get("by", ""),
                                         "comment": kw.get("comment", "")}, site=self.name, offline=False, when=when)
+            asked = True
             try:
                 [answer] = await self.client.journal([_wire(e)], require_funds=require_funds)
             except PrimaryUnreachable as ex:
                 self._unanswered(str(ex))
+                if self.online:
+                    await trio.sleep(min(self.sync.heartbeat, 1.0))
+                continue
             except SyncRefused as ex:
                 log.error("site: %s", ex)
                 raise LedgerError(f"the primary refused the charge: {ex}") from None
-            else:
-                self._answered()
-                if not answer["ok"]:
-                    if answer.get("reason") == "insufficient-credit":
-                        raise InsufficientCredit(account, amount, answer.get("available", 0))
-                    raise LedgerError(answer.get("reason", "refused by the primary"))
-                return await self.db.transact(J.apply_and_journal_fn(
-                    txn_id, account, amount, kind, site=self.name, offline=False, pushed=True, when=when, **kw),
-                    nested=False)
-            # no answer: the primary may have applied it (then the replay finds it there), so
-            # it is not refused now that the check above passed; and it is marked offline
-            unconfirmed, require_funds = True, False
-        else:
-            unconfirmed = not self.online
+            self._answered()
+            if not answer["ok"]:
+                if answer.get("reason") == "insufficient-credit":
+                    raise InsufficientCredit(account, amount, answer.get("available", 0))
+                raise LedgerError(answer.get("reason", "refused by the primary"))
+            return await self.db.transact(J.apply_and_journal_fn(
+                txn_id, account, amount, kind, site=self.name, offline=False, pushed=True, when=when, **kw),
+                nested=False)
+        if asked:  # it may be at the primary (the replay then finds it there): the check above stands
+            require_funds = False
         applied = await self.db.transact(J.apply_and_journal_fn(
-            txn_id, account, amount, kind, site=self.name, offline=unconfirmed, when=when,
+            txn_id, account, amount, kind, site=self.name, offline=True if asked else not self.online, when=when,
             require_funds=require_funds, credit=self.ledger.credit, **kw), nested=False)
         self._wake.set()
         return applied
@@ -312,6 +316,33 @@ class Site:
         """A refund's write (the job store's save hook), journaled for the replay loop."""
         self._wake.set()  # (sent after the save commits: the loop waits for the writer)
         return J.apply_and_journal_fn(txn_id, account, amount, kind, site=self.name, offline=not self.online, **kw)
+
+    async def first_print(self, name: str) -> User | None | str:
+        """A job of a user this site has never seen, while online: the primary creates
+        them as it would for its own job (``ledger.unknown_users``) and hands the records
+        over. The User; "deny" when the primary refuses unknown users; None when it does
+        not answer (the offline policy decides)."""
+        if not (self.online and self.name):
+            return None
+        try:
+            answer = await self.client.first_print(name)
+        except PrimaryUnreachable as e:
+            self._unanswered(str(e))
+            return None
+        except SyncRefused as e:
+            log.error("site: %s", e)
+            return None
+        self._answered()
+        if not answer.get("ok"):
+            return "deny"
+        user, balance = answer["user"], answer["balance"]
+
+        def fn(t: WriteTxn) -> None:
+            t.put("users", name.encode(), user)
+            if balance is not None and t.get("balances", f"user:{name}".encode()) is None:
+                J.put_replicated(t, "balances", f"user:{name}".encode(), balance)
+        await self.db.transact(fn)
+        return User.from_record(user)
 
     async def password_login(self, username: str, password: str) -> str | None:
         """Online: the primary checks it, and a right password refreshes the cached user

@@ -91,6 +91,22 @@ async def sync_journal(request: Request, site: str = Depends(site_of),
     return _reply({"answers": await _primary(ctx).apply(site, entries, require_funds=require_funds, checked=True)})
 
 
+@router.post("/user", summary="A user a site meets for the first time: created as on the primary, or not")
+async def sync_user(request: Request, site: str = Depends(site_of),
+                    ctx: WebContext = Depends(get_context)) -> Response:
+    try:
+        body = unpack(await _body(request))
+    except Exception:  # noqa: BLE001 - msgpack raises several kinds for bad input
+        body = None
+    name = body.get("user") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise Problem(400, "Bad body", "user is a name", slug="bad-body")
+    try:
+        return _reply(await _primary(ctx).first_print(name))
+    except ValueError as e:  # a name the ledger cannot hold
+        raise Problem(422, "Bad user name", str(e), slug="bad-user") from None
+
+
 @router.post("/login", summary="Check a password against the primary's ledger")
 async def sync_login(request: Request, site: str = Depends(site_of),
                      ctx: WebContext = Depends(get_context)) -> Response:

@@ -512,3 +512,38 @@ async def test_sync_over_tls_checks_the_primary_certificate(tmp_path, nursery):
         while "certificate" not in (st := await sync_state(untrusted))["last_error"].lower():
             await trio.sleep(0.05)
     assert st["online"] is False and st["site"] == ""
+
+
+async def test_online_a_new_user_is_made_by_the_primary_as_for_its_own_jobs(dep):
+    s1 = await dep.start_site("s1")
+    await wait_state(s1, True)
+    job = await s1.submit("s1-p", "newbie")  # the primary: new users restricted, no credit
+    st = await wait_final(s1, job)
+    assert st["state"] == 8 and "account-limit-reached" in st["reasons"], st
+    r = await dep.primary.admin.get("/users/newbie")
+    assert r.status_code == 200 and r.json()["restricted"] is True
+    await dep.primary.admin.post("/balances/newbie/topup", json={"amount": "1.00", "comment": "welcome"})
+    await wait_balance(s1, "newbie", 100)
+    job = await s1.submit("s1-p", "newbie")
+    assert (await wait_final(s1, job))["state"] == 9
+    await wait_balance(dep.primary, "newbie", 100 - COST)
+
+
+async def test_an_online_charge_waits_out_a_slow_primary_instead_of_guessing(tmp_path, nursery):
+    """The primary answers nothing for a while (stopped), but for less than offline_after:
+    the charge is asked again until it answers, and is made online, once."""
+    d = Deployment(tmp_path, nursery)
+    p = await d.start_primary()
+    await p.user("ann", credit=1000)
+    s1 = await d.start_site("s1", offline_after=30, timeout=0.5)
+    await wait_state(s1, True)
+    await wait_balance(s1, "ann", 1000)
+    await d.stop_primary()
+    job = await s1.submit("s1-p", "ann")
+    await trio.sleep(2)
+    assert (await job_state(s1, job))["state"] != 9  # not printed on a guess
+    p = await d.start_primary()
+    assert (await wait_final(s1, job))["state"] == 9
+    (t,) = await prints(p, "ann")
+    assert (t["job"], t["offline"]) == (job, False)
+    await wait_balance(s1, "ann", 1000 - COST)
