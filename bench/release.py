@@ -55,11 +55,9 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import selectors
 import shutil
-import signal
 import socket
 import sys
 import tempfile
@@ -77,7 +75,7 @@ for _p in (str(REPO), str(BENCH), str(REPO / "tests")):
         sys.path.insert(0, _p)
 
 import peers  # noqa: E402  (tests/peers.py: the hand-made PDFs the tests use too)
-from _report import phase, say  # noqa: E402
+from _report import new_result, phase, say, stop_on_sigterm  # noqa: E402
 from accept_rate import (LIVE, HttpConn, PeerFailed, Proc, cpu_seconds, http_post, machine_busy, tail,  # noqa: E402
                          wait_until)
 from spoolproxy.ipp import codec  # noqa: E402
@@ -1052,22 +1050,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM (a CI timeout) becomes a Ctrl-C, which trio turns into a KeyboardInterrupt,
-    # so the finally below stops the node (a shell's "cmd &" starts us with SIGINT ignored)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    stop_on_sigterm()  # trio turns the Ctrl-C into a KeyboardInterrupt: the finally below stops the node
     work = Path(tempfile.mkdtemp(prefix="spoolproxy-bench-release-"))
     started = time.time()
     load0 = os.getloadavg()
-    result: dict[str, Any] = {
-        "benchmark": "release", "started": started,
-        "machine": {"cpus": os.cpu_count(), "loadavg_start": load0, "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "settings": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
-                     for k, v in vars(args).items()},
-        "target": {"release_p99_ms": TARGET_P99_MS},
-        "document": {"bytes": len(tagged_pdf("h000000")), "pages": 3, "color_pages": 1, "cost": COLOR + 2 * GRAY},
-    }
+    result = new_result("release", args, started, load0, target={"release_p99_ms": TARGET_P99_MS},
+                        document={"bytes": len(tagged_pdf("h000000")), "pages": 3, "color_pages": 1,
+                                  "cost": COLOR + 2 * GRAY})
     sink = TimedSink()  # bound and listening before the node starts (it probes its printers)
     try:
         say(f"bench/release.py: {os.cpu_count()} CPUs, load {load0[0]:.2f}; {args.jobs:,} held jobs of {args.users:,} "

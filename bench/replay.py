@@ -92,7 +92,6 @@ import contextlib
 import gc
 import json
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -112,7 +111,7 @@ for _p in (str(REPO), str(BENCH)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from _report import phase, say  # noqa: E402
+from _report import new_result, phase, say, stop_on_sigterm  # noqa: E402
 from accept_rate import LIVE, PeerFailed, Proc, cpu_seconds, machine_busy, tail  # noqa: E402
 from spoolproxy.db import Database  # noqa: E402
 from spoolproxy.ledger import User, personal  # noqa: E402
@@ -780,20 +779,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # SIGTERM (a CI timeout) becomes a Ctrl-C, so the finally below stops the nodes
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    stop_on_sigterm()  # the finally below stops the nodes
     work = Path(tempfile.mkdtemp(prefix="spoolproxy-bench-replay-"))
     started = time.time()
     load0 = os.getloadavg()
-    result: dict[str, Any] = {
-        "benchmark": "replay", "started": started,
-        "machine": {"cpus": os.cpu_count(), "loadavg_start": load0, "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "settings": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
-                     for k, v in vars(args).items()},
-        "target": {"entries_per_s": TARGET_PER_S},
-    }
+    result = new_result("replay", args, started, load0, target={"entries_per_s": TARGET_PER_S})
     errors: list[str] = []
     code = EXIT_OK
     entries = make_entries(2 * args.entries, args.users, args.seed)  # a. and b.

@@ -68,6 +68,15 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+async def _map(request: Request) -> dict[str, Any]:
+    """A small msgpack map body ({} when it is not one: the caller names what is missing)."""
+    try:
+        body = unpack(await _body(request))
+    except Exception:  # noqa: BLE001 - msgpack raises several kinds for bad input
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 @router.get("/snapshot", summary="Every mirrored record, as of one change seq")
 async def sync_snapshot(site: str = Depends(site_of), ctx: WebContext = Depends(get_context)) -> Response:
     primary = _primary(ctx)
@@ -94,11 +103,7 @@ async def sync_journal(request: Request, site: str = Depends(site_of),
 @router.post("/user", summary="A user a site meets for the first time: created as on the primary, or not")
 async def sync_user(request: Request, site: str = Depends(site_of),
                     ctx: WebContext = Depends(get_context)) -> Response:
-    try:
-        body = unpack(await _body(request))
-    except Exception:  # noqa: BLE001 - msgpack raises several kinds for bad input
-        body = None
-    name = body.get("user") if isinstance(body, dict) else None
+    name = (await _map(request)).get("user")
     if not isinstance(name, str) or not name or len(name) > 255:
         raise Problem(400, "Bad body", "user is a name", slug="bad-body")
     try:
@@ -110,11 +115,8 @@ async def sync_user(request: Request, site: str = Depends(site_of),
 @router.post("/login", summary="Check a password against the primary's ledger")
 async def sync_login(request: Request, site: str = Depends(site_of),
                      ctx: WebContext = Depends(get_context)) -> Response:
-    try:
-        body = unpack(await _body(request))
-    except Exception:  # noqa: BLE001 - msgpack raises several kinds for bad input
-        body = None
-    user, password = (body.get("user"), body.get("password")) if isinstance(body, dict) else (None, None)
+    body = await _map(request)
+    user, password = body.get("user"), body.get("password")
     if not isinstance(user, str) or not isinstance(password, str) or len(user) > 255 or len(password) > 1024:
         raise Problem(400, "Bad body", "user and password are text", slug="bad-body")
     rec = _primary(ctx).user_record(user) if user else None
