@@ -253,10 +253,8 @@ def _new_id(kind: str) -> str:
 # Each validates everything before its first put, so that even outside a nested
 # transaction a refused change leaves nothing behind.
 
-def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0, job_uuid: str = "",
-             by: str = "", comment: str = "", require_funds: bool = False,
-             when: float, site: str = "", offline: bool = False,
-             credit: "CreditRule | None" = None) -> Callable[[WriteTxn], Applied]:
+def check_apply(txn_id: str, amount: int, kind: str) -> bytes:
+    """What apply_in refuses before it reads anything; the id as a key."""
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise TypeError("amounts are integers (minor units)")
     if abs(amount) > MAX_AMOUNT:
@@ -266,39 +264,56 @@ def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0,
     idk = txn_id.encode()
     if not 0 < len(idk) <= MAX_TXN_ID:
         raise ValueError(f"a transaction id must be 1..{MAX_TXN_ID} bytes")
+    return idk
+
+
+def apply_fn(txn_id: str, account: str, amount: int, kind: str, *, job: int = 0, job_uuid: str = "",
+             by: str = "", comment: str = "", require_funds: bool = False,
+             when: float, site: str = "", offline: bool = False,
+             credit: "CreditRule | None" = None) -> Callable[[WriteTxn], Applied]:
+    idk = check_apply(txn_id, amount, kind)
 
     def fn(t: WriteTxn) -> Applied:
-        seq = t.get("txn_ids", idk)
-        if seq is not None:
-            prev = Txn.from_record(t.get("txns", u64_key(seq)))
-            if (prev.account, prev.amount, prev.kind) != (account, amount, kind):
-                raise TransactionConflict(
-                    f"transaction {txn_id!r} was applied before as {prev.kind} {prev.amount} on "
-                    f"{prev.account}, not {kind} {amount} on {account}")
-            return Applied(prev, False)
-        rec = t.get("balances", key(account))
-        if rec is None:
-            raise UnknownAccount(account)
-        bal = Balance.from_record(rec)
-        if require_funds and amount < 0:
-            if bal.disabled:
-                raise LedgerError(f"the account {_show(account)} is disabled")
-            available = bal.available if credit is None else credit.available(bal.balance, bal.overdraft)
-            if bal.restricted and available + amount < 0:
-                raise InsufficientCredit(account, amount, available)
-        if abs(bal.balance + amount) > MAX_BALANCE:  # refused here: nothing is written yet
-            raise LedgerError(f"the balance of {account} would pass {MAX_BALANCE}")
-        last = t.last_key("txns")
-        seq = key_u64(last) + 1 if last else 1
-        txn = Txn(seq, txn_id, when, account, amount, bal.balance + amount, kind, job, job_uuid, by,
-                  comment, bal.last, site, offline)
-        t.put("txns", u64_key(seq), txn.to_record())
-        t.put("txn_ids", idk, seq)
-        t.put("balances", key(account),
-              [SCHEMA_VERSION, txn.balance, bal.overdraft, bal.restricted, bal.disabled, seq])
-        return Applied(txn, True)
+        return apply_in(t, idk, txn_id, account, amount, kind, job, job_uuid, by, comment, require_funds, when,
+                        site, offline, credit)
 
     return fn
+
+
+def apply_in(t: WriteTxn, idk: bytes, txn_id: str, account: str, amount: int, kind: str, job: int, job_uuid: str,
+             by: str, comment: str, require_funds: bool, when: float, site: str, offline: bool,
+             credit: "CreditRule | None") -> Applied:
+    """The apply itself, inside a write transaction (after check_apply): the logged
+    transaction, or the one logged before under this id."""
+    seq = t.get("txn_ids", idk)
+    if seq is not None:
+        prev = Txn.from_record(t.get("txns", u64_key(seq)))
+        if (prev.account, prev.amount, prev.kind) != (account, amount, kind):
+            raise TransactionConflict(
+                f"transaction {txn_id!r} was applied before as {prev.kind} {prev.amount} on "
+                f"{prev.account}, not {kind} {amount} on {account}")
+        return Applied(prev, False)
+    rec = t.get("balances", key(account))
+    if rec is None:
+        raise UnknownAccount(account)
+    bal = Balance.from_record(rec)
+    if require_funds and amount < 0:
+        if bal.disabled:
+            raise LedgerError(f"the account {_show(account)} is disabled")
+        available = bal.available if credit is None else credit.available(bal.balance, bal.overdraft)
+        if bal.restricted and available + amount < 0:
+            raise InsufficientCredit(account, amount, available)
+    if abs(bal.balance + amount) > MAX_BALANCE:  # refused here: nothing is written yet
+        raise LedgerError(f"the balance of {account} would pass {MAX_BALANCE}")
+    last = t.last_key("txns")
+    seq = key_u64(last) + 1 if last else 1
+    txn = Txn(seq, txn_id, when, account, amount, bal.balance + amount, kind, job, job_uuid, by,
+              comment, bal.last, site, offline)
+    t.put("txns", u64_key(seq), txn.to_record())
+    t.put("txn_ids", idk, seq)
+    t.put("balances", key(account),
+          [SCHEMA_VERSION, txn.balance, bal.overdraft, bal.restricted, bal.disabled, seq])
+    return Applied(txn, True)
 
 
 def _validate_user(user: User) -> None:

@@ -26,7 +26,7 @@ from ..db import Database, WriteTxn, key_u64, u64_key
 from ..ledger import Ledger, LedgerError, User
 from ..ledger.errors import InsufficientCredit as InsufficientCreditError
 from ..ledger.records import MAX_CARDS, check_name
-from ..ledger.store import MAX_TXN_ID, apply_fn, update_account_fn, update_user_fn
+from ..ledger.store import MAX_TXN_ID, apply_in, check_apply, update_account_fn, update_user_fn
 from .journal import ENTRY_KINDS, REPLICATED
 
 log = logging.getLogger("spoolproxy.sync")
@@ -227,11 +227,10 @@ class Primary:
                  ) -> Callable[[WriteTxn], list[dict[str, Any]]]:
         if not checked:
             entries = [check_entry(e) for e in entries]  # SyncError before anything is applied
-        fns = [self._entry_fn(site, e, require_funds) for e in entries]
         now = self.clock()
 
         def fn(t: WriteTxn) -> list[dict[str, Any]]:
-            answers = [f(t) for f in fns]
+            answers = [self._apply_entry(t, site, e, require_funds, now) for e in entries]
             rec = t.get(SITES, site.encode())
             if rec is not None:
                 rec["seen"] = now
@@ -250,53 +249,52 @@ class Primary:
                 log.warning("site %s: entry %s could not be applied: %s (kept in unapplied)", site, a["id"],
                             a.get("reason"))
 
-    def _entry_fn(self, site: str, e: dict[str, Any], require_funds: bool) -> Callable[[WriteTxn], dict[str, Any]]:
+    def _apply_entry(self, t: WriteTxn, site: str, e: dict[str, Any], require_funds: bool,
+                     now: float) -> dict[str, Any]:
+        """One entry, inside the batch's write transaction (no closure per entry: a
+        batch of thousands would feed the garbage collector)."""
         eid, kind, data = e["id"], e["kind"], e["data"]
         idk = eid.encode()
-        offline = bool(e.get("offline"))
-        when = float(e.get("time") or self.clock())
-        apply = None
-        if kind == "txn":
-            apply = apply_fn(eid, data["account"], data["amount"], data["kind"], job=data.get("job", 0),
-                             job_uuid=data.get("job_uuid", ""), by=data.get("by", ""),
-                             comment=data.get("comment", ""), when=when, site=site, offline=offline,
-                             require_funds=require_funds and not offline)
-
-        def fn(t: WriteTxn) -> dict[str, Any]:
-            refused = t.get(UNAPPLIED, idk)
-            if refused is not None:
-                return _answer(eid, False, reason=refused["reason"], again=True)
-            t.origin = [site, eid]  # the feed tells the site which of its entries a change carries
-            try:
-                if apply is not None:
-                    bal = t.get("balances", data["account"].encode())
-                    if bal is not None and bal[4] and data["amount"] < 0 and t.get("txn_ids", idk) is None:
-                        raise LedgerError(f"the account {data['account']} is disabled")
-                    try:
-                        applied = apply(t)
-                    except InsufficientCreditError as ex:
-                        return _answer(eid, False, reason="insufficient-credit", available=ex.available)
-                    txn = applied.txn  # (bal: restricted and overdraft, which the apply leaves as they are)
-                    negative = bool(bal and bal[3] and txn.amount < 0 and txn.balance + bal[2] < 0)
-                    return _answer(eid, True, again=not applied.new, balance=txn.balance, account=txn.account,
-                                   negative=negative and applied.new)
-                if t.get(REPLAYED, idk) is not None:
+        refused = t.get(UNAPPLIED, idk)
+        if refused is not None:
+            return _answer(eid, False, reason=refused["reason"], again=True)
+        t.origin = [site, eid]  # the feed tells the site which of its entries a change carries
+        try:
+            if kind == "txn":
+                account, amount, offline = data["account"], data["amount"], bool(e.get("offline"))
+                check_apply(eid, amount, data["kind"])
+                bal = t.get("balances", account.encode())
+                if bal is not None and bal[4] and amount < 0 and t.get("txn_ids", idk) is None:
+                    raise LedgerError(f"the account {account} is disabled")
+                try:
+                    applied = apply_in(t, idk, eid, account, amount, data["kind"], data.get("job", 0),
+                                       data.get("job_uuid", ""), data.get("by", ""), data.get("comment", ""),
+                                       require_funds and not offline, float(e.get("time") or now), site, offline,
+                                       None)
+                except InsufficientCreditError as ex:
+                    return _answer(eid, False, reason="insufficient-credit", available=ex.available)
+                txn = applied.txn  # (bal: restricted and overdraft, which the apply leaves as they are)
+                if not applied.new:
                     return _answer(eid, True, again=True)
-                if kind == "card":
-                    _add_card(t, data["user"], data["card"], by=f"{data.get('by') or data['user']}@{site}",
-                              now=when)
-                else:
-                    _audit(t, site, data, when)
-                t.put(REPLAYED, idk, 1)
+                if bal and bal[3] and txn.amount < 0 and txn.balance + bal[2] < 0:
+                    return _answer(eid, True, negative=True, balance=txn.balance, account=txn.account)
                 return _answer(eid, True)
-            except (LedgerError, ValueError) as ex:
-                reason = str(ex)
-                t.origin = ""
-                t.put(UNAPPLIED, idk, {"entry": e, "site": site, "reason": reason, "time": self.clock()})
-                return _answer(eid, False, reason=reason)
-            finally:
-                t.origin = ""
-        return fn
+            if t.get(REPLAYED, idk) is not None:
+                return _answer(eid, True, again=True)
+            when = float(e.get("time") or now)
+            if kind == "card":
+                _add_card(t, data["user"], data["card"], by=f"{data.get('by') or data['user']}@{site}", now=when)
+            else:
+                _audit(t, site, data, when)
+            t.put(REPLAYED, idk, 1)
+            return _answer(eid, True)
+        except (LedgerError, ValueError, TypeError) as ex:
+            reason = str(ex)
+            t.origin = ""
+            t.put(UNAPPLIED, idk, {"entry": e, "site": site, "reason": reason, "time": self.clock()})
+            return _answer(eid, False, reason=reason)
+        finally:
+            t.origin = ""
 
     def unapplied(self) -> list[dict[str, Any]]:
         return [rec for _k, rec in self.db.scan(UNAPPLIED)]
