@@ -231,3 +231,22 @@ def test_anything_else_is_a_sync_error(data):
         return
     for e in entries:  # what got through is well-formed
         assert e["kind"] in ("txn", "card", "release") and isinstance(e["data"], dict)
+
+
+def test_an_entry_the_ledger_refuses_is_kept_and_answered_the_same_way_again(tmp_path):
+    with Database(tmp_path / "p", sync=False, changelog=J.REPLICATED) as db:
+        primary = Primary(db, Ledger(db), OfflinePolicy())
+        db.transact_now(update_user_fn("ann", {"restricted": False}, create=True, now=1.0))
+        huge = {"id": "print/huge/1", "kind": "txn", "offline": True, "time": 2.0,
+                "data": {"account": "user:ann", "amount": -10**16, "kind": "print"}}
+        ghost = {"id": "print/ghost/1", "kind": "txn", "offline": True, "time": 2.0,
+                 "data": {"account": "user:nobody", "amount": -5, "kind": "print"}}
+        ok = {"id": "print/fine/1", "kind": "txn", "offline": True, "time": 2.0,
+              "data": {"account": "user:ann", "amount": -5, "kind": "print"}}
+        first = primary.apply_now("s1", [huge, ghost, ok])
+        assert [(a["ok"], "beyond" in a.get("reason", ""), "nobody" in a.get("reason", "")) for a in first] == \
+            [(False, True, False), (False, False, True), (True, False, False)]
+        again = primary.apply_now("s1", [huge, ghost, ok])
+        assert [(a["ok"], a.get("again")) for a in again] == [(False, True), (False, True), (True, True)]
+        assert sorted(r["entry"]["id"] for r in primary.unapplied()) == ["print/ghost/1", "print/huge/1"]
+        assert Ledger(db).balance("user:ann").balance == -5
