@@ -356,6 +356,9 @@ fsync = {'true' if fsync else 'false'}
 listen = "127.0.0.1"
 port = 0
 
+[lpd]
+enabled = false
+
 [web]
 enabled = false
 

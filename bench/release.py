@@ -342,6 +342,9 @@ fsync = true
 listen = "127.0.0.1"
 port = 0
 
+[lpd]
+enabled = false
+
 [web]
 enabled = true
 listen = "127.0.0.1"

@@ -222,6 +222,9 @@ fsync = true
 listen = "127.0.0.1"
 port = 0
 
+[lpd]
+enabled = false
+
 [web]
 listen = "127.0.0.1"
 port = {self.port}

@@ -32,6 +32,8 @@ class NodeInfo:
     queues: dict[str, str] = field(default_factory=dict)  # name -> client URI
     recovered: int = 0
     web_port: int | None = None  # None: web.enabled is false
+    lpd_port: int | None = None  # None: lpd.enabled is false
+    store: object = field(default=None, repr=False, compare=False)  # the JobStore, for in-process callers
 
 
 def _url_host(listen: str, configured: str | None) -> str:
@@ -146,7 +148,7 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
                                   f"{e.strerror or e}") from None
             port = listeners[0].socket.getsockname()[1]
             host = _url_host(settings.ipp.listen, settings.ipp.hostname)
-            info = NodeInfo(ipp_port=port, state_dir=state_dir, recovered=len(recovered))
+            info = NodeInfo(ipp_port=port, state_dir=state_dir, recovered=len(recovered), store=store)
             log.info("%s node %r, state in %s", settings.node.role, settings.node.name, state_dir.resolve())
             for name, q in settings.queues.items():
                 uri = f"ipp://{host}:{port}/ipp/print/{name}"
@@ -154,14 +156,32 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
                 log.info("IPP queue %-12s %s -> %s (%s)%s", name, uri,
                          q.printer or f"any of {', '.join(q.printers)}", q.mode,
                          " [default]" if name == settings.default_queue else "")
+            if settings.lpd.enabled:
+                info.lpd_port = await _start_lpd(nursery, settings, service, host)
             if settings.web.enabled:
                 info.web_port = await _start_web(nursery, settings, info, started=started, store=store,
-                                                   ledger=ledger, release=release, primary=primary, site=site)
+                                                   ledger=ledger, release=release, primary=primary, site=site,
+                                                   upstream=upstream)
             task_status.started(info)
 
 
+async def _start_lpd(nursery: trio.Nursery, settings: Settings, service, host: str) -> int:
+    """The LPD listener; returns its port."""
+    from .lpd import LpdServer
+
+    try:
+        listeners = await nursery.start(LpdServer(settings, service).serve)
+    except OSError as e:
+        raise ListenError(f"cannot listen for LPD on {settings.lpd.listen}:{settings.lpd.port}: "
+                          f"{e.strerror or e}") from None
+    port = listeners[0].socket.getsockname()[1]
+    for name in settings.queues:
+        log.info("LPD queue %-12s lpd://%s:%d/%s", name, host, port, name)
+    return port
+
+
 async def _start_web(nursery: trio.Nursery, settings: Settings, info: NodeInfo, *, started: float, store,
-                     ledger=None, release=None, primary=None, site=None) -> int:
+                     ledger=None, release=None, primary=None, site=None, upstream=None) -> int:
     """The web server (admin API, ...) as a task of the node's nursery; returns its port."""
     from .web import AdminTokenError, WebContext, admin_token, create_app, serve_web
 
@@ -173,7 +193,7 @@ async def _start_web(nursery: trio.Nursery, settings: Settings, info: NodeInfo, 
     app = create_app(WebContext(settings, token, started=started, queue_uris=dict(info.queues), store=store,
                                 ledger=ledger, release=release, devices=Devices(store.db),
                                 audit=release.audit if release is not None else None,
-                                primary=primary, site=site))
+                                primary=primary, site=site, upstream=upstream))
     try:
         bound = await nursery.start(serve_web, settings, app)
     except OSError as e:

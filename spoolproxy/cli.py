@@ -628,6 +628,11 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
                      ("how", charge.get("detail", "")), ("status", status),
                      ("filters", ", ".join(charge.get("applied") or ()) or "-")):
             print(f"  {k:<17} {v}")
+    counted = job.extra.get("printer_pages") if isinstance(job.extra, dict) else None
+    if counted:  # the printer's page counter over SNMP, before and after this job
+        delivery.append(("printer counted", f"{counted['counted']} {counted.get('unit') or 'page(s)'} "
+                                            f"(counter {counted['before']} -> {counted['after']}"
+                                            f"{'' if counted.get('settled') else ', still moving'})"))
     print("delivery")
     for k, v in delivery:
         print(f"  {k:<17} {v}")

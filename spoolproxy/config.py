@@ -18,14 +18,14 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .ledger.cost import CostSettings
 from .policy.filters import FilterSettings
 
-PRINTER_SCHEMES = ("ipp", "ipps", "http", "socket", "folder")
+PRINTER_SCHEMES = ("ipp", "ipps", "http", "socket", "lpd", "folder")
 ENV_CONFIG = "SPOOLPROXY_CONFIG"  # default config file of the `spoolproxy` command
 # names inside the state directory that belong to the node itself
 RESERVED_STATE_NAMES = ("db", "spool")
@@ -96,6 +96,21 @@ class IppSettings(_Section):
         if v is not None and (not v or any(c.isspace() or c in "/@?#" for c in v)):
             raise ValueError("must be a bare host name, e.g. print.example.com (no scheme or path)")
         return v
+
+
+class LpdSettings(_Section):
+    """The LPD (RFC 1179) listener: the same queues as IPP, for clients that print over LPD."""
+
+    enabled: bool = True
+    listen: str = "0.0.0.0"
+    port: int = Field(8515, ge=0, le=65535)
+    idle_timeout: float = Field(60.0, gt=0, description="seconds a connection may stay silent")
+    max_control_bytes: int = Field(64 << 10, ge=1024, le=16 << 20, description="largest control file")
+    # LPD has no authentication: a remove command names its user (the "agent") and may remove
+    # only that user's jobs; these agents may remove anyone's (e.g. a print server's "root")
+    operators: list[str] = Field(default_factory=list, description="agents that may remove anyone's jobs")
+
+    _listen = field_validator("listen")(IppSettings._listen.__func__)
 
 
 class WebSettings(_Section):
@@ -227,13 +242,55 @@ class SyncSettings(_Section):
         return v.rstrip("/")
 
 
+class SnmpSettings(_Section):
+    """SNMP polling of a queue's printer (spoolproxy.snmp): status, supplies, page counter.
+    SNMPv1 and v2c (community) only."""
+
+    host: str | None = Field(None, description="the agent's host (default: the host of the queue's printer URI)")
+    port: int = Field(161, ge=1, le=65535)
+    version: Literal["1", "2c"] = "2c"
+    community: str = Field("public", repr=False, description="the read community")
+    interval: float = Field(30.0, gt=0, description="seconds between polls")
+    timeout: float = Field(2.0, gt=0, description="seconds to wait for one answer")
+    retries: int = Field(1, ge=0, le=10, description="tries after the first before the printer counts as unknown")
+    settle: float = Field(60.0, ge=0, description="seconds a delivered job's page counter is waited for")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        # TOML users write version = 1 or version = "2"
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)
+        return "2c" if v in ("2", "v2c") else "1" if v == "v1" else v
+
+    @field_validator("community")
+    @classmethod
+    def _community(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must not be empty (an agent answers only a community it knows, e.g. public)")
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip()
+        if v.startswith("[") and v.endswith("]"):
+            v = v[1:-1]  # [::1]
+        if not v or any(c.isspace() or c in "/@?#[]" for c in v):
+            raise ValueError("must be a bare host name or IP address, e.g. printer1.example.com")
+        return v
+
+
 QUEUE_MODES = ("direct", "hold", "findme")
 
 
 class QueueSettings(_Section):
     # every queue but a Find-Me one has a printer; a Find-Me queue releases at the printers
     # of the queues named in ``printers``
-    printer: str = Field("", description="ipp://host:port/path, socket://host:9100 or folder:DIR")
+    printer: str = Field("", description="ipp://host:port/path, socket://host:9100, "
+                                         "lpd://host:515/queue or folder:DIR")
     mode: Literal["direct", "hold", "findme"] = Field(
         "direct", description="direct: print at once; hold: Secure Print, released at this printer; "
                               "findme: released at any printer of the queues in printers")
@@ -259,6 +316,7 @@ class QueueSettings(_Section):
     retry_initial: float = Field(1.0, gt=0)
     retry_max: float = Field(60.0, gt=0)
     timeout: float = Field(30.0, gt=0, description="seconds before an unanswering printer counts as down")
+    snmp: SnmpSettings | None = Field(None, description="poll the printer over SNMP for status and its page counter")
     # document analysis (pages, colour): what to do with a document the engine cannot count,
     # and whether Ghostscript may render pages whose colour the scan cannot decide
     uncountable: Literal["print", "hold", "cancel"] = Field(
@@ -287,6 +345,12 @@ class QueueSettings(_Section):
             raise ValueError("printer URI has no host")
         if scheme == "folder" and not v[len("folder:"):].lstrip("/"):
             raise ValueError("folder: needs a directory, e.g. folder:printed")
+        if scheme == "lpd":
+            queue = unquote(parts.path).strip("/")
+            if not queue:
+                raise ValueError("lpd: needs a queue, e.g. lpd://host:515/queue")
+            if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in queue):
+                raise ValueError(f"lpd: queue {queue!r} contains a space or a control character")
         return v
 
     @model_validator(mode="after")
@@ -310,10 +374,29 @@ class QueueSettings(_Section):
                 raise _KeyError(("printers",), "only a findme queue has printers (this one has printer)")
         return self
 
+    @model_validator(mode="after")
+    def _snmp_keys(self) -> "QueueSettings":
+        if self.snmp is None:
+            return self
+        if self.mode == "findme":
+            raise _KeyError(("snmp",), "a findme queue has no printer of its own to poll: set snmp on the "
+                                       "queues it releases at")
+        if self.printer.startswith("folder:") and not self.snmp.host:
+            raise _KeyError(("snmp", "host"), "a folder: printer has no host to poll: name the SNMP agent's host")
+        return self
+
     @property
     def holds(self) -> bool:
         """Jobs wait for a release at a device (Secure Print or Find-Me)."""
         return self.mode != "direct"
+
+    @property
+    def snmp_host(self) -> str | None:
+        """The host the SNMP monitor polls: snmp.host, else the printer URI's host
+        (None without [queues.NAME.snmp])."""
+        if self.snmp is None:
+            return None
+        return self.snmp.host or urlsplit(self.printer).hostname
 
     def may_release_for(self, who: str, groups: list[str] | tuple[str, ...], owner: str) -> bool:
         """``who`` (member of ``groups``) may release ``owner``'s jobs on this queue."""
@@ -334,6 +417,7 @@ def _default_queues() -> dict[str, QueueSettings]:
 class Settings(_Section):
     node: NodeSettings = NodeSettings()
     ipp: IppSettings = IppSettings()
+    lpd: LpdSettings = LpdSettings()
     ledger: LedgerSettings = LedgerSettings()
     web: WebSettings = WebSettings()
     release: ReleaseSettings = ReleaseSettings()

@@ -6,6 +6,7 @@ Factories, so a test can start as many peers as it needs, each torn down afterwa
 * ``node(queues, name="node", start=True, **kw)`` -> peers.Node (``python -m spoolproxy serve``)
 * ``cupsd(name="cupsd", start=True)`` -> peers.Cupsd (private cupsd on its own port)
 * ``appsocket_sink(keep=True, start=True)`` -> peers.AppSocketSink
+* ``snmp_agent(name="snmpd", start=True, **printer_state)`` -> peers.Snmpd (a printer's SNMP agent)
 
 When a test fails, the end of the log of every peer it started is added to its report.
 """
@@ -118,6 +119,24 @@ def appsocket_sink():
     yield make
     for s in sinks:
         s.down()
+
+
+@pytest.fixture
+def snmp_agent(request: pytest.FixtureRequest, tmp_path: Path):
+    started: list[peers.Snmpd] = []
+
+    def make(name: str = "snmpd", *, start: bool = True, **kw: Any) -> peers.Snmpd:
+        peers.require("snmpd")
+        agent = peers.Snmpd(tmp_path / name, name=name, **kw)
+        started.append(agent)
+        register_peer(request, agent)
+        if start:
+            agent.start()
+        return agent
+
+    yield make
+    for agent in started:
+        agent.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Real peers for the interop tests: ippeveprinter, cupsd, the CUPS clients, Ghostscript,
-an AppSocket sink, and the spoolproxy node itself started as a subprocess.
+an AppSocket sink, snmpd as a printer's SNMP agent, and the spoolproxy node itself
+started as a subprocess.
 
 Everything here is plain synchronous code (subprocesses and threads) so that it can be
 used from any test, trio or not.  The pytest fixtures that wrap it live in
@@ -20,6 +21,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import json
 import os
 import plistlib
 import re
@@ -79,7 +81,7 @@ def require(tool: str) -> str:
     path = which(tool)
     if path is None:
         unavailable(f"{tool} is not installed (Debian: cups-ipp-utils, cups-client, cups-bsd, cups, "
-                    f"avahi-daemon, dbus, ghostscript, rlpr)")
+                    f"avahi-daemon, dbus, ghostscript, rlpr, snmpd, snmp)")
     return path  # type: ignore[return-value]
 
 
@@ -706,6 +708,7 @@ class Node(Peer):
         super().__init__(workdir, name)
         self.port = port or free_port()
         self.web_port = free_port()
+        self.lpd_port = free_port()
         self.queues = {q: dict(v) for q, v in queues.items()}
         self.settings = {k: dict(v) for k, v in (settings or {}).items()}
         self.extra_env = dict(env or {})
@@ -722,6 +725,9 @@ class Node(Peer):
         web = data.setdefault("web", {})
         web.setdefault("listen", "127.0.0.1")
         web.setdefault("port", self.web_port)
+        lpd = data.setdefault("lpd", {})
+        lpd.setdefault("listen", "127.0.0.1")
+        lpd.setdefault("port", self.lpd_port)
         data["queues"] = {q: v for q, v in self.queues.items()}
         self.config_path.write_text(to_toml(data))
 
@@ -741,6 +747,11 @@ class Node(Peer):
 
     def wait_ready(self, timeout: float) -> None:
         wait_port("127.0.0.1", self.port, timeout, proc=self)
+        if self.settings.get("lpd", {}).get("enabled", True):
+            wait_port("127.0.0.1", self.lpd_port, timeout, proc=self)
+        web = self.settings.get("web", {})
+        if web.get("enabled", True) and web.get("port", self.web_port):
+            wait_port("127.0.0.1", web.get("port", self.web_port), timeout, proc=self)
 
     def start(self, timeout: float = 30.0) -> "Node":
         if not spoolproxy_importable():
@@ -931,6 +942,142 @@ def lpstat_completed(server: str, queue: str) -> str:
     env = dict(os.environ)
     return run([require("lpstat"), "-h", server, "-W", "completed", "-o", queue], env=env, timeout=60,
                check=False).stdout
+
+
+# --------------------------------------------------------------------------- snmpd
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+# GetRequest for sysDescr.0, SNMPv2c, community "public", request-id 1 (hand-encoded, so
+# that Snmpd.wait_ready does not depend on the code under test)
+_SYSDESCR_GET = bytes.fromhex("302602010104067075626c6963a019020101020100020100300e300c06082b060102010101000500")
+SNMP_AGENT_SCRIPT = Path(__file__).resolve().parent / "snmp_printer_agent.py"
+
+
+class Snmpd(Peer):
+    """Net-SNMP's ``snmpd`` (Debian package snmpd) as a printer's agent on 127.0.0.1:PORT.
+
+    ``snmpd -f -Lo -C -c CONF -I -hr_device,... udp:127.0.0.1:PORT``: in the foreground, logging
+    to stdout, reading only its own config (no /etc/snmp/snmpd.conf, no persistent state:
+    SNMP_PERSISTENT_DIR and persistentDir are in the work directory).  Its config::
+
+        rocommunity public 127.0.0.1          v1 and v2c, read-only, the whole view
+        sysdescr ...                          SNMPv2-MIB sysDescr.0
+        pass_persist .1.3.6.1.2.1.25.3 ...    Host Resources devices: hrDeviceTable, hrPrinterTable
+        pass_persist .1.3.6.1.2.1.43 ...      the Printer MIB
+
+    Both subtrees are served by tests/snmp_printer_agent.py from ``state.json``, which it
+    re-reads on every request: ``set(jammed...)`` and ``add_pages(n)`` change the printer
+    while a test runs.  snmpd's own Host Resources device modules would still answer
+    the more specific hrDeviceTable/hrPrinterTable OIDs (this machine's CPUs and network
+    interfaces, even with ``pass_persist -p 1``), so they are left out with ``-I``: the
+    printer is then the only device.  Runs as the invoking user (as root it would keep
+    root; it only listens on a high port, never 161, so it does not meet a system snmpd
+    that the Debian package may have started)."""
+
+    name = "snmpd"
+    # snmpd's modules that make up hrDeviceTable and its sub-tables (hr_filesys is hrFSTable)
+    HOST_DEVICE_MODULES = ("hr_device", "hr_other", "hr_proc", "hr_network", "hr_print", "hr_disk",
+                           "hr_partition", "hr_filesys")
+
+    def __init__(self, workdir: Path, *, port: int | None = None, community: str = "public",
+                 sysdescr: str = "spoolproxy test printer agent", name: str | None = None,
+                 **state: Any) -> None:
+        super().__init__(workdir, name)
+        self.port = port or free_udp_port()
+        if self.port == 161:
+            raise PeerError("the snmpd peer never uses port 161 (the system's agent may own it)")
+        self.community = community
+        self.sysdescr = sysdescr
+        self.state_path = self.workdir / "state.json"
+        self.conf_path = self.workdir / "snmpd.conf"
+        self.persist_dir = self.workdir / "persist"
+        self.persist_dir.mkdir(exist_ok=True)
+        self.state: dict[str, Any] = {
+            "description": "ACME LaserWriter 9000", "device_index": 1, "device_status": 2,
+            "printer_status": 3, "error_bits": "0000", "page_counter": 1000, "counter_unit": 7,
+            "supplies": [
+                {"description": "Black Toner Cartridge", "type": 21, "class": 3, "unit": 19, "max": 100, "level": 80},
+                {"description": "Waste Toner Box", "type": 4, "class": 4, "unit": 19, "max": -2, "level": -3},
+            ],
+        }
+        self.set(**state)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.port)
+
+    def config_text(self) -> str:
+        agent = f"{sys.executable} {SNMP_AGENT_SCRIPT} {self.state_path}"
+        return "\n".join([
+            f"[snmp] persistentDir {self.persist_dir}",
+            "[snmp] noPersistentLoad yes",
+            "[snmp] noPersistentSave yes",
+            "dontLogTCPWrappersConnects yes",
+            f"rocommunity {self.community} 127.0.0.1",
+            f"sysdescr {self.sysdescr}",
+            f"pass_persist .1.3.6.1.2.1.25.3 {agent}",
+            f"pass_persist .1.3.6.1.2.1.43 {agent}",
+            "",
+        ])
+
+    def argv(self) -> list[str]:
+        self.conf_path.write_text(self.config_text())
+        return [require("snmpd"), "-f", "-Lo", "-C", "-c", str(self.conf_path),
+                "-I", "-" + ",".join(self.HOST_DEVICE_MODULES),
+                "-p", str(self.workdir / "snmpd.pid"), f"udp:127.0.0.1:{self.port}"]
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["SNMP_PERSISTENT_DIR"] = str(self.persist_dir)
+        env["MIBS"] = ""  # no MIB files to load: everything here is numeric
+        return env
+
+    def answers(self, timeout: float = 0.5) -> bool:
+        """snmpd answers an SNMPv2c GET of sysDescr.0."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            try:
+                s.sendto(_SYSDESCR_GET, self.address)
+                data, _ = s.recvfrom(65535)
+            except OSError:
+                return False
+        return data[:1] == b"\x30"
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.answers():
+            if not self.alive():
+                raise PeerError(f"{self.name} exited with {self.returncode}\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise PeerError(f"{self.name} does not answer on udp:127.0.0.1:{self.port}\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    # -- the printer --------------------------------------------------------------------------
+
+    def set(self, **state: Any) -> None:
+        """Change the printer: description, device_index, device_status, printer_status,
+        error_bits (hex, or bytes), page_counter, counter_unit, supplies.  Written
+        atomically (the agent program reads it on every request)."""
+        if isinstance(state.get("error_bits"), (bytes, bytearray)):
+            state["error_bits"] = bytes(state["error_bits"]).hex()
+        unknown = set(state) - set(self.state)
+        if unknown:
+            raise TypeError(f"unknown printer state {sorted(unknown)}")
+        self.state.update(state)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state))
+        os.replace(tmp, self.state_path)
+
+    def add_pages(self, n: int) -> int:
+        """The printer printed ``n`` more impressions; returns the new counter."""
+        self.set(page_counter=int(self.state["page_counter"]) + n)
+        return int(self.state["page_counter"])
 
 
 # --------------------------------------------------------------------------- documents

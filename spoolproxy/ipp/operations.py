@@ -441,15 +441,29 @@ class PrinterService:
             self.store.discard_file(name)
             raise RequestError(Status.BAD_REQUEST, "No document data in request.")
         fmt = self._detected(info["format"], head)
-        job = self.store.new_job(queue=queue, user=info["user"], name=info["name"] or info["document_name"],
-                                 host=info["host"], attributes=codec.encode_attributes(job_attrs))
-        job.documents.append(Document(1, name, fmt, size, info["document_name"]))
-        job.closed = True
-        self._set_initial_state(job, info["held"] or self._holds(queue))
-        await self.store.save(job)
-        log.info("job %d received on %s from %s: %d bytes %s", job.id, queue, job.user, size, fmt)
-        self.upstream.wake(queue)
+        job = await self.accept_job(queue, user=info["user"], name=info["name"] or info["document_name"],
+                                    host=info["host"], attributes=job_attrs,
+                                    documents=[Document(1, name, fmt, size, info["document_name"])],
+                                    held=info["held"])
         self._job_response(resp, job, ctx)
+
+    async def accept_job(self, queue: str, *, user: str, name: str, host: str, attributes: list[Attribute],
+                         documents: list[Document], held: bool = False, extra: dict | None = None,
+                         via: str = "IPP") -> Job:
+        """A whole job whose documents are spooled: made durable, then handed on (analysis,
+        delivery or hold). Every front end (IPP Print-Job, LPD) ends here, so a job is the
+        same job whichever protocol brought it."""
+        job = self.store.new_job(queue=queue, user=user, name=name, host=host,
+                                 attributes=codec.encode_attributes(attributes))
+        job.documents.extend(documents)
+        job.extra.update(extra or {})
+        job.closed = True
+        self._set_initial_state(job, held or self._holds(queue))
+        await self.store.save(job)
+        log.info("job %d received on %s from %s over %s: %s", job.id, queue, job.user, via,
+                 ", ".join(f"{d.size} bytes {d.format}" for d in documents))
+        self.upstream.wake(queue)
+        return job
 
     async def op_print_uri(self, req, body, ctx, resp, queue, job_id):
         await self.op_print_job(req, body, ctx, resp, queue, job_id, by_reference=True)

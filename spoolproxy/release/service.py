@@ -31,7 +31,7 @@ import trio
 
 from .. import pdl
 from ..config import QueueSettings, ReleaseSettings
-from ..ipp.model import JobState
+from ..ipp.model import JobState, PrinterState
 from ..ledger import Ledger, personal, shared
 from ..ledger.charge import whose
 from ..ledger.cost import MONOCHROME_MODES, Cost, compute
@@ -434,7 +434,9 @@ class Release:
         printer = here
         if q.load_balance and len(group) > 1:
             ready = {p: self.printer_state(p).ready for p in group}
-            load = {p: self.store.pending_count(p) for p in group}
+            # jobs waiting, plus one for a printer printing now (its own state or SNMP's)
+            load = {p: self.store.pending_count(p) + (self.upstream.status(p).state == PrinterState.PROCESSING)
+                    for p in group}
             printer = rules.choose_printer(here, group, load, ready, True)
         state = self.printer_state(printer)
         if not state.ready:

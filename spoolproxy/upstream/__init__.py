@@ -1,4 +1,4 @@
-"""Delivery of spooled jobs to printers: IPP, AppSocket (raw 9100) and folder.
+"""Delivery of spooled jobs to printers: IPP, AppSocket (raw 9100), LPD and folder.
 
     upstream = Upstream(settings, store)
     await nursery.start(upstream.run)      # one worker + one poller per queue
@@ -8,7 +8,8 @@
     await upstream.identify("demo", ["display"], "hello")
 
 Backends: ``ipp.IppBackend`` (ipp://, ipps://, http://, https://),
-``socket.SocketBackend`` (socket://host[:9100]), ``folder.FolderBackend`` (folder:DIR).
+``socket.SocketBackend`` (socket://host[:9100]), ``lpd.LpdBackend`` (lpd://host[:515]/queue),
+``folder.FolderBackend`` (folder:DIR).
 """
 from .backoff import Backoff
 from .base import (Backend, DeliveryContext, DeliveryError, JobRejected, Outcome, PollResult,

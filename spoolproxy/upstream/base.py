@@ -48,6 +48,7 @@ class PrinterStatus:
     attributes: Group | None = None
     reachable: bool | None = None
     updated: float = 0.0
+    snmp: Any = None  # snmp.SnmpStatus of the last SNMP poll (None: no SNMP for this printer)
 
 
 @dataclass

@@ -29,7 +29,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -59,6 +61,9 @@ def make_backend(settings: Settings, queue: str) -> Backend:
     if scheme == "socket":
         from .socket import SocketBackend
         return SocketBackend(qs.printer, qs)
+    if scheme == "lpd":
+        from .lpd import LpdBackend
+        return LpdBackend(qs.printer, qs)
     if scheme == "folder":
         from .folder import FolderBackend
         return FolderBackend(qs.printer, qs, settings.folder_path(queue), fsync=settings.node.fsync)
@@ -69,8 +74,10 @@ class Lane:
     """One queue: its backend, status, worker and poller."""
 
     def __init__(self, name: str, qs: QueueSettings, store: Any, backend: Backend, *,
-                 follow_interval: float = 1.0, charger: Any = None) -> None:
+                 follow_interval: float = 1.0, charger: Any = None, snmp: Any = None) -> None:
         self.name = name
+        self.snmp = snmp  # snmp.SnmpPrinter, or None when the queue has no [snmp]
+        self.snmp_status: Any = None  # its last SnmpStatus
         self.charger = charger  # ledger.charge.Charger: debits each job as it goes out
         self.qs = qs
         self.store = store
@@ -102,6 +109,28 @@ class Lane:
         if attributes is not ...:
             st.attributes = attributes
         st.updated = time.time()
+
+    def view(self) -> PrinterStatus:
+        """The printer's status as clients and the release side see it: what delivery and
+        the printer's own protocol say, with what its SNMP agent reports on top (a jam or
+        an empty toner stops it even when the queue itself is idle). An agent that does not
+        answer changes nothing here: its state shows as unknown in ``snmp``."""
+        st, snmp = self.status, self.snmp_status
+        if snmp is None:
+            return st
+        view = replace(st, snmp=snmp)
+        if snmp.state != "ok" or st.reachable is False:
+            return view
+        reasons = [r for r in st.reasons if r != "none"]
+        reasons += [r for r in snmp.reasons if r not in reasons]
+        view.reasons = reasons or ["none"]
+        if any(r.endswith("-error") for r in snmp.reasons) or snmp.printer_state == PrinterState.STOPPED:
+            view.state = PrinterState.STOPPED
+            view.message = "printer reports " + ", ".join(snmp.reasons or ["that it is down"])
+        elif st.state == PrinterState.IDLE and snmp.printer_state == PrinterState.PROCESSING:
+            view.state = PrinterState.PROCESSING
+        view.updated = max(st.updated, snmp.updated)
+        return view
 
     def _idle_state(self) -> int:
         return PrinterState.PROCESSING if self.current is not None else PrinterState.IDLE
@@ -228,6 +257,8 @@ class Lane:
             if job.state not in (JobState.PENDING, *IN_FLIGHT):
                 await self.store.save(job)  # canceled during the charge: the save refunds it
                 return
+        # the printer's page counter before it gets the job (None: no SNMP, or no answer)
+        before = await self.snmp.page_counter() if self.snmp is not None else None
         self.current = job
         if not self.backend.reports_state and not self.offline:
             self._set_status(PrinterState.PROCESSING, ["none"], "", reachable=self.status.reachable)
@@ -277,6 +308,8 @@ class Lane:
         if not local:
             self.came_online(delivered=True)
         await self._finish(job, outcome)
+        if before is not None and outcome.state == JobState.COMPLETED:
+            await self._record_printer_pages(job, before)
 
     async def _finish(self, job: Job, outcome: Outcome) -> None:
         now = time.time()
@@ -313,6 +346,39 @@ class Lane:
         level = logging.INFO if job.delivery.attempts <= 1 else logging.DEBUG
         log.log(level, "job %d (%s) not delivered: %s; retry in %.0f s (attempt %d)", job.id,
                 self.name, error, delay, job.delivery.attempts)
+
+    # -- SNMP --
+
+    async def snmp_poller(self) -> None:
+        assert self.snmp is not None and self.qs.snmp is not None
+        while True:
+            status = await self.snmp.poll()  # never raises for the agent's trouble
+            self._snmp_changed(self.snmp_status, status)
+            self.snmp_status = status
+            await trio.sleep(self.qs.snmp.interval)
+
+    def _snmp_changed(self, old: Any, new: Any) -> None:
+        if new.state != "ok":
+            if old is None or old.state == "ok":
+                log.warning("queue %s: the printer's SNMP agent does not answer usably (%s); its state is "
+                            "unknown", self.name, new.error)
+        elif old is None or old.state != "ok" or old.reasons != new.reasons:
+            log.info("queue %s: printer reports %s over SNMP", self.name, ", ".join(new.reasons) or "no problem")
+
+    async def _record_printer_pages(self, job: Job, before: int) -> None:
+        """Wait until the printer has finished (idle, page counter still) - at most
+        ``snmp.settle`` seconds - and record on the job how many pages it counted, beside
+        what was charged. The next job waits for this, or its pages would count here."""
+        assert self.snmp is not None and self.qs.snmp is not None
+        after, settled, unit = await _settled_counter(self.snmp, self.qs.snmp.settle)
+        if after is None:
+            return
+        counted = after - before
+        job.extra["printer_pages"] = {"before": before, "after": after, "counted": counted, "unit": unit,
+                                      "settled": settled}
+        await self.store.save(job)
+        log.info("job %d: the printer's counter moved by %d%s%s", job.id, counted, f" {unit}" if unit else "",
+                 "" if settled else " (still moving when snmp.settle ran out)")
 
     # -- cancellation --
 
@@ -398,6 +464,37 @@ class Lane:
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
             await self.backend.aclose()
+            if self.snmp is not None:
+                await self.snmp.aclose()
+
+
+SETTLE_STEP = 1.0  # seconds between reads of the page counter after a job
+
+
+async def _settled_counter(snmp: Any, limit: float) -> tuple[int | None, bool, str]:
+    """The page counter once the printer is no longer printing and two reads a step
+    apart agree: (counter, settled, unit). Gives the last value read after ``limit``
+    seconds, and None when the agent never answered."""
+    last: int | None = None
+    unit = ""
+    with trio.move_on_after(limit):
+        while True:
+            st = await snmp.poll()
+            if st.state == "ok" and st.page_counter is not None:
+                unit = st.counter_unit
+                busy = st.printer_status in (4, 5)  # hrPrinterStatus printing, warmup
+                if not busy and st.page_counter == last:
+                    return last, True, unit
+                last = st.page_counter
+            await trio.sleep(SETTLE_STEP)
+    return last, False, unit
+
+
+def _snmp_for(qs: QueueSettings) -> Any:
+    if qs.snmp is None:
+        return None
+    from ..snmp import SnmpPrinter
+    return SnmpPrinter(qs.snmp, qs.snmp.host or urlsplit(qs.printer).hostname or "")
 
 
 def _offline_text(e: BaseException) -> str:
@@ -421,7 +518,7 @@ class Upstream:
                 continue  # a Find-Me queue: its jobs go out through the lanes of its printers
             backend = (backends or {}).get(name) or make_backend(settings, name)
             self.lanes[name] = Lane(name, qs, store, backend, follow_interval=follow_interval,
-                                    charger=charger)
+                                    charger=charger, snmp=_snmp_for(qs))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Run every queue's worker and poller until cancelled. Reports started once
@@ -430,6 +527,8 @@ class Upstream:
             async with trio.open_nursery() as nursery:
                 for lane in self.lanes.values():
                     nursery.start_soon(lane.poller, name=f"upstream-poll-{lane.name}")
+                    if lane.snmp is not None:
+                        nursery.start_soon(lane.snmp_poller, name=f"snmp-poll-{lane.name}")
                 with trio.move_on_after(STARTUP_POLL_WAIT):
                     for lane in self.lanes.values():
                         await lane.first_poll.wait()
@@ -452,7 +551,7 @@ class Upstream:
         if lane is None and qs is not None and qs.mode == "findme":
             return PrinterStatus(PrinterState.IDLE, ["none"], f"Find-Me: released at {', '.join(qs.printers)}",
                                  None, True, time.time())
-        return lane.status if lane is not None else PrinterStatus(
+        return lane.view() if lane is not None else PrinterStatus(
             PrinterState.STOPPED, ["offline-report"], f"no queue {queue!r}", None, False, 0.0)
 
     async def cancel(self, job: Job) -> None:

@@ -90,6 +90,7 @@ class WebContext:
     audit: Any = None  # spoolproxy.release.Audit
     primary: Any = None  # spoolproxy.sync.Primary on a primary node
     site: Any = None  # spoolproxy.sync.Site on a site node
+    upstream: Any = None  # spoolproxy.upstream.Upstream: the printers' status
 
 
 def get_context(request: Request) -> WebContext:
@@ -154,6 +155,7 @@ async def node_status(ctx: WebContext = Depends(get_context)) -> NodeStatus:
 # -- the application -------------------------------------------------------------------------
 
 from .admin_ledger import router as ledger_router  # noqa: E402 (it imports WebContext, get_context from here)
+from .admin_printers import router as admin_printers_router  # noqa: E402
 from .admin_release import router as admin_release_router  # noqa: E402
 from .release_api import router as device_router  # noqa: E402
 from .sync_api import admin_router as admin_sync_router, router as sync_router  # noqa: E402
@@ -161,7 +163,8 @@ from .sync_api import admin_router as admin_sync_router, router as sync_router  
 # under /api/v1, no admin token (the device API and the sync API have their own keys)
 ROUTERS: list[APIRouter] = [health_router, device_router, sync_router]
 # under /api/v1/admin, admin token required
-ADMIN_ROUTERS: list[APIRouter] = [node_router, ledger_router, admin_release_router, admin_sync_router]
+ADMIN_ROUTERS: list[APIRouter] = [node_router, ledger_router, admin_release_router, admin_sync_router,
+                                  admin_printers_router]
 
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No admin token (the response has WWW-Authenticate: Bearer)"},

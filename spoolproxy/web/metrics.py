@@ -23,6 +23,7 @@ class _NodeCollector:
         self.ctx = ctx
 
     def collect(self) -> Iterator[Any]:
+        yield from self._printers()
         site = self.ctx.site
         if site is not None:
             st = site.status()
@@ -43,6 +44,34 @@ class _NodeCollector:
             yield g
             yield GaugeMetricFamily("spoolproxy_sync_unapplied_entries", "site entries the primary could not apply",
                                     value=len(primary.unapplied()))
+
+
+    def _printers(self) -> Iterator[Any]:
+        upstream = self.ctx.upstream
+        if upstream is None:
+            return
+        state = GaugeMetricFamily("spoolproxy_printer_state", "IPP printer-state: 3 idle, 4 processing, 5 stopped",
+                                  labels=["queue"])
+        up = GaugeMetricFamily("spoolproxy_printer_snmp_up", "1 while the printer's SNMP agent answers, else 0",
+                               labels=["queue"])
+        pages = GaugeMetricFamily("spoolproxy_printer_page_counter", "the printer's page counter (prtMarkerLifeCount)",
+                                  labels=["queue"])
+        supply = GaugeMetricFamily("spoolproxy_printer_supply_percent", "supply level in percent of its capacity",
+                                   labels=["queue", "supply"])
+        for name, q in self.ctx.settings.queues.items():
+            if not q.printer:
+                continue
+            st = upstream.status(name)
+            state.add_metric([name], int(st.state))
+            if st.snmp is None:
+                continue
+            up.add_metric([name], 1 if st.snmp.state == "ok" else 0)
+            if st.snmp.page_counter is not None:
+                pages.add_metric([name], st.snmp.page_counter)
+            for x in st.snmp.supplies:
+                if x.percent is not None:
+                    supply.add_metric([name, x.description or x.kind], x.percent)
+        yield from (state, up, pages, supply)
 
 
 @router.get("/metrics", include_in_schema=False)

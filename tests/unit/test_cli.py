@@ -723,6 +723,9 @@ port = {self.port}
 [web]
 listen = "127.0.0.1"
 port = 0
+[lpd]
+listen = "127.0.0.1"
+port = 0
 [queues.held]
 printer = "folder:out"
 mode = "hold"

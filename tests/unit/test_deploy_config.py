@@ -27,11 +27,14 @@ def test_example_config_sets_every_key_the_schema_has():
         data = tomllib.load(f)
     assert set(data["node"]) == set(config.NodeSettings.model_fields)
     assert set(data["ipp"]) == set(config.IppSettings.model_fields)
+    assert set(data["lpd"]) == set(config.LpdSettings.model_fields)
     assert set(data["web"]) == set(config.WebSettings.model_fields)
     assert set(data["ledger"]) == set(config.LedgerSettings.model_fields)
     assert set(data["release"]) == set(config.ReleaseSettings.model_fields)
     used = set().union(*(q.keys() for q in data["queues"].values()))
     assert used == set(config.QueueSettings.model_fields)
+    assert set().union(*(q.get("snmp", {}).keys() for q in data["queues"].values())) \
+        == set(config.SnmpSettings.model_fields)
     from spoolproxy.ledger.cost import CostSettings
     from spoolproxy.policy.filters import FilterSettings
     assert set().union(*(q.get("cost", {}).keys() for q in data["queues"].values())) \
@@ -66,6 +69,7 @@ def test_readme_config_shows_every_key_with_its_default():
                  for line in block.splitlines() if line.lstrip().startswith("# ") and "=" in line}
     assert set(data["node"]) | commented >= set(config.NodeSettings.model_fields)
     assert set(data["ipp"]) | commented >= set(config.IppSettings.model_fields)
+    assert set(data["lpd"]) | commented >= set(config.LpdSettings.model_fields)
     assert set(data["web"]) | commented >= set(config.WebSettings.model_fields)
     assert set(data["ledger"]) | commented >= set(config.LedgerSettings.model_fields)
     assert set(data["release"]) | commented >= set(config.ReleaseSettings.model_fields)

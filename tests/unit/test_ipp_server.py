@@ -28,6 +28,7 @@ def settings_for(tmp_path: Path, ipp: dict | None = None, **queue) -> config.Set
     return config.from_mapping({
         "node": {"state_dir": str(tmp_path / "state")},
         "ipp": {"listen": "127.0.0.1", "port": 0, **(ipp or {})},
+        "lpd": {"listen": "127.0.0.1", "port": 0},
         "web": {"listen": "127.0.0.1", "port": 0},
         "queues": {"demo": q},
     })

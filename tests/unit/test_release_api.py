@@ -39,6 +39,7 @@ def settings(tmp_path: Path, *, release=None, **queues) -> config.Settings:
     return config.from_mapping({
         "node": {"state_dir": str(tmp_path / "state"), "name": "rel", "fsync": False},
         "ipp": {"listen": "127.0.0.1", "port": 0},
+        "lpd": {"listen": "127.0.0.1", "port": 0},
         "web": {"listen": "127.0.0.1", "port": 0},
         "ledger": {"new_user_restricted": True},
         "release": {"lockout_attempts": 3, "lockout_seconds": 1.5, **(release or {})},

@@ -35,6 +35,7 @@ def primary_settings(tmp: Path, port: int, web: dict | None = None, **offline) -
     return config.from_mapping({
         "node": {"state_dir": str(tmp / "primary"), "name": "hq", "role": "primary", "fsync": False},
         "ipp": {"listen": "127.0.0.1", "port": 0},
+        "lpd": {"listen": "127.0.0.1", "port": 0},
         "web": {"listen": "127.0.0.1", "port": port, **(web or {})},
         "ledger": {"new_user_restricted": True},
         "offline": offline,
@@ -47,6 +48,7 @@ def site_settings(tmp: Path, name: str, port: int, key: str, scheme: str = "http
     return config.from_mapping({
         "node": {"state_dir": str(tmp / name), "name": name, "role": "site", "fsync": False},
         "ipp": {"listen": "127.0.0.1", "port": 0},
+        "lpd": {"listen": "127.0.0.1", "port": 0},
         "web": {"listen": "127.0.0.1", "port": 0},
         "sync": {"primary": f"{scheme}://127.0.0.1:{port}", "key": key, "heartbeat": HEARTBEAT,
                  "offline_after": OFFLINE_AFTER, "timeout": 2, **sync},

@@ -34,6 +34,7 @@ def node_settings(tmp_path: Path, **ledger) -> config.Settings:
     return config.from_mapping({
         "node": {"state_dir": str(tmp_path / "state"), "name": "ledgernode", "fsync": False},
         "ipp": {"listen": "127.0.0.1", "port": 0},
+        "lpd": {"listen": "127.0.0.1", "port": 0},
         "web": {"listen": "127.0.0.1", "port": 0},
         "ledger": ledger,
         "queues": {

@@ -34,6 +34,7 @@ def web_settings(tmp_path: Path, **web) -> config.Settings:
     return config.from_mapping({
         "node": {"state_dir": str(tmp_path / "state"), "name": "testnode"},
         "ipp": {"listen": "127.0.0.1", "port": 0},
+        "lpd": {"listen": "127.0.0.1", "port": 0},
         "web": {"listen": "127.0.0.1", "port": 0, **web},
         "queues": {"demo": {"printer": f"folder:{tmp_path / 'out'}", "default": True},
                    "held": {"printer": "ipp://127.0.0.1:9/ipp/print", "mode": "hold"}},
