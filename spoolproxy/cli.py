@@ -769,6 +769,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_release_parsers(sub, state_options)
     from .cli_sync import add_parsers as add_sync_parsers
     add_sync_parsers(sub, state_options)
+    from .cli_bench import add_parsers as add_bench_parsers
+    add_bench_parsers(sub)
 
     p.set_defaults(func=None, parser=p)
     return p

@@ -140,3 +140,33 @@ def test_an_agent_that_does_not_answer_leaves_its_printer_unknown_and_others_pol
     metrics = httpx.get(f"http://127.0.0.1:{node.web_port}/metrics", trust_env=False).text
     assert 'spoolproxy_printer_snmp_up{queue="dead"} 0.0' in metrics
     assert 'spoolproxy_printer_snmp_up{queue="desk"} 1.0' in metrics
+
+
+def test_find_me_load_balancing_passes_over_a_printer_in_error(node, ippeveprinter, snmp_agent, tmp_path):
+    a, b = ippeveprinter("a"), ippeveprinter("b")
+    agent_a, agent_b = snmp_agent("snmp-a"), snmp_agent("snmp-b")
+    n = node({"floor-a": {"printer": a.uri, "snmp": snmp_of(agent_a)},
+              "floor-b": {"printer": b.uri, "snmp": snmp_of(agent_b)},
+              "anywhere": {"mode": "findme", "printers": ["floor-a", "floor-b"], "load_balance": True}})
+    users = tmp_path / "users.csv"
+    users.write_text("username,restricted,card,pin,initial_credit\nann,no,04A1B2C3,,0\n")
+    cli(n, "users", "import", str(users))
+    at_a = Mfd(n, add_device(n, "mfd-a", "floor-a"))
+    agent_a.set(error_bits=bytes([0b01000000, 0]))  # noPaper
+    peers.wait_for(lambda: "media-empty-error" in reasons(n, "floor-a")[1], timeout=30)
+
+    job = peers.lp(f"127.0.0.1:{n.port}", "anywhere", mixed_pdf(tmp_path), "-U", "ann")
+    at_a.login(card="04A1B2C3")
+    at_a.wait_job(job)
+    (res,) = at_a.release(job)
+    assert res["ok"] and res["printer"] == "floor-b", res  # A has no paper: the group's ready printer
+    b.wait_files(1, timeout=60)
+
+    agent_a.set(error_bits="0000")  # paper loaded: A is ready again and prints what is released at it
+    peers.wait_for(lambda: reasons(n, "floor-a")[1] == ["none"], timeout=30)
+    job = peers.lp(f"127.0.0.1:{n.port}", "anywhere", mixed_pdf(tmp_path), "-U", "ann")
+    at_a.wait_job(job)
+    (res,) = at_a.release(job)
+    assert res["ok"] and res["printer"] == "floor-a", res
+    a.wait_files(1, timeout=60)
+    assert len(b.files()) == 1

@@ -1,0 +1,9 @@
+"""``spoolproxy bench``: the load-testing suite.
+
+    spoolproxy bench run --seconds 60            # a node, sink printers, IPP + LPD + releases
+    spoolproxy bench compare A.json B.json       # two runs side by side
+
+``run`` sets a node up and drives it (``load``), ``sinks`` are the printers that
+accept as fast as the network allows, ``documents`` the mix made once with
+Ghostscript, ``report`` the JSON, the plot and the tables.
+"""

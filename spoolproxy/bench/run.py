@@ -1,0 +1,383 @@
+"""``spoolproxy bench run``: a load test of a real node, end to end.
+
+It sets up, in a temporary directory: the sink printers (``sinks``, their own
+process), a node (``spoolproxy serve``, its own process, ``fsync`` on as in
+production) with direct queues to each sink, a Secure Print queue and a Find-Me
+group, a population of users with cards and credit, and a device at each releasing
+printer. Then it runs the load (``load``) for ``--seconds`` or ``--jobs``, with a
+live display, stopping cleanly on Ctrl-C; waits for the node to deliver what it
+accepted; reads back every job and the ledger and checks the books; and writes the
+result as JSON and a PNG plot (``report``).
+
+The books: every job the node acknowledged is found again and is delivered, or
+ended with a reason (aborted, canceled), or still held; the sinks received as many
+jobs as the node completed; every completed job is charged exactly once; and each
+user's balance moved by exactly what their charges add up to.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import trio
+
+from .. import __version__
+from ..cli_bench import DEFAULT_CACHE, DEFAULT_MIX
+from .documents import corpus, mix
+from .errors import BenchError
+from .load import Load, Tally, ipp_client, lpd_client_task, monitor, releaser
+from .sinks import SinkProcess
+
+CREDIT = 1_000_000  # minor units per user: nobody runs out during a run
+PRICES = {"gray": 10, "color": 40}
+
+
+@dataclass
+class Options:
+    seconds: float = 30.0
+    jobs: int = 0
+    clients: int = 8
+    lpd_clients: int = 2
+    releasers: int = 2
+    users: int = 200
+    mix: str = DEFAULT_MIX
+    out: Path = Path("bench-results")
+    label: str = ""
+    cache: Path = DEFAULT_CACHE
+    fsync: bool = True
+    drain: float = 120.0
+    interval: float = 0.5
+    keep: bool = False
+    live: bool = True
+    seed: int = 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _toml(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, bool) else ("true" if value else "false")
+
+
+class NodeProcess:
+    """``python -m spoolproxy serve`` with the bench's queues, in ``workdir``."""
+
+    def __init__(self, workdir: Path, sinks: SinkProcess, *, fsync: bool) -> None:
+        self.workdir = workdir
+        self.ipp_port, self.lpd_port, self.web_port = _free_port(), _free_port(), _free_port()
+        self.state = workdir / "node-state"
+        queues = {
+            "direct": {"printer": sinks.uri("socket"), "default": True},
+            "direct-lpd": {"printer": sinks.uri("lpd", "q")},
+            "direct-ipp": {"printer": sinks.uri("ipp")},
+            "secure": {"printer": sinks.uri("socket"), "mode": "hold"},
+            "p1": {"printer": sinks.uri("socket")},
+            "p2": {"printer": sinks.uri("ipp")},
+            "anywhere": {"mode": "findme", "printers": ["p1", "p2"], "load_balance": True},
+        }
+        lines = [f'[node]\nname = "bench"\nstate_dir = "{self.state}"\nfsync = {_toml(fsync)}\nlog_level = "warning"',
+                 f'[ipp]\nlisten = "127.0.0.1"\nport = {self.ipp_port}',
+                 f'[lpd]\nlisten = "127.0.0.1"\nport = {self.lpd_port}',
+                 f'[web]\nlisten = "127.0.0.1"\nport = {self.web_port}',
+                 '[ledger]\nunknown_users = "deny"']
+        for name, q in queues.items():
+            lines.append(f"[queues.{name}]\n" + "\n".join(f"{k} = {_toml(v)}" for k, v in q.items())
+                         + ("\nretry_initial = 0.2\nretry_max = 2" if "printer" in q else ""))
+            lines.append(f"[queues.{name}.cost]\ngray = {PRICES['gray']}\ncolor = {PRICES['color']}")
+        self.config = workdir / "node.toml"
+        self.config.write_text("\n\n".join(lines) + "\n")
+        self.log = workdir / "node.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "NodeProcess":
+        self.proc = subprocess.Popen([sys.executable, "-m", "spoolproxy", "serve", "--config", str(self.config)],
+                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.workdir)
+        deadline = time.monotonic() + timeout
+        for port in (self.ipp_port, self.lpd_port, self.web_port):
+            while True:
+                if self.proc.poll() is not None:
+                    raise BenchError(f"the node exited ({self.proc.returncode}):\n{self.log_tail()}")
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the node did not start within {timeout:g} s:\n{self.log_tail()}")
+                time.sleep(0.05)
+        return self
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def cli(self, *args: str, input: str | None = None) -> str:
+        proc = subprocess.run([sys.executable, "-m", "spoolproxy", *args, "--config", str(self.config)],
+                              capture_output=True, text=True, input=input, timeout=300, cwd=self.workdir)
+        if proc.returncode != 0:
+            raise BenchError(f"spoolproxy {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _population(node: NodeProcess, n: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
+    users = [f"bench{i:05d}" for i in range(1, n + 1)]
+    cards = {u: f"{0xB0000000 + i:08X}" for i, u in enumerate(users, 1)}
+    csv = workdir / "users.csv"
+    csv.write_text("username,restricted,card,initial_credit\n"
+                   + "".join(f"{u},yes,{cards[u]},{CREDIT / 100:.2f}\n" for u in users))
+    node.cli("users", "import", str(csv))
+    return users, cards
+
+
+def _device(node: NodeProcess, name: str, printer: str) -> str:
+    out = node.cli("devices", "add", name, "--printer", printer)
+    for line in out.splitlines():
+        if line.strip().startswith("spd_"):
+            return line.strip()
+    raise BenchError(f"no device key in: {out}")
+
+
+@contextlib.contextmanager
+def _workdir(opts: Options) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="spoolproxy-bench-"))
+    try:
+        yield path
+    finally:
+        if opts.keep:
+            print(f"kept {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def run(opts: Options) -> dict:
+    """One load test; returns the result (also written to opts.out)."""
+    from . import report
+
+    docs = corpus(opts.cache)
+    pick = mix(docs, _weights(opts.mix))
+    with _workdir(opts) as work, SinkProcess(work / "sinks", kinds=("socket", "lpd", "ipp")) as sinks:
+        node = NodeProcess(work, sinks, fsync=opts.fsync).start()
+        try:
+            users, cards = _population(node, opts.users, work)
+            devices = {_device(node, "bench-secure", "secure"): "secure", _device(node, "bench-p1", "p1"): "p1"}
+            load = Load(ipp_base=f"ipp://127.0.0.1:{node.ipp_port}/ipp/print", lpd_port=node.lpd_port,
+                        web_base=f"http://127.0.0.1:{node.web_port}", docs=docs, pick_doc=pick, users=users,
+                        cards=cards, devices=devices, max_jobs=opts.jobs, seed=opts.seed)
+            tally = trio.run(_drive, load, opts, node, sinks)
+            _drain(node, tally, opts.drain)
+            jobs = json.loads(node.cli("jobs", "list", "--which", "all", "--json"))
+            txns = json.loads(node.cli("transactions", "--limit", "0", "--json"))
+            balances = {u["name"]: u["balance"] for u in json.loads(node.cli("users", "list", "--json"))}
+            stats = sinks.stats()
+        finally:
+            node.stop()
+    result = build_result(opts, tally, jobs, txns, balances, stats)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    stem = opts.out / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.localtime(tally.started))}"
+    report.write_json(result, stem.with_suffix(".json"))
+    report.plot_png(result, stem.with_suffix(".png"))
+    result["files"] = {"json": str(stem.with_suffix(".json")), "png": str(stem.with_suffix(".png"))}
+    return result
+
+
+def _weights(text: str) -> dict[str, float]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, w = part.partition("=")
+        try:
+            out[name.strip()] = float(w or 1)
+        except ValueError:
+            raise BenchError(f"--mix: {part!r} is not NAME=WEIGHT") from None
+    return out
+
+
+async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: SinkProcess) -> Tally:
+    tally = Tally()
+    delivered = lambda: sum(s.get("jobs", 0) for s in sinks.stats().values())  # noqa: E731
+    live = _Live(opts, tally) if opts.live else None
+    async with trio.open_nursery() as outer:
+        outer.start_soon(monitor, tally, node.proc.pid, delivered, opts.interval,
+                         live.update if live else None)
+        for i, key in enumerate(load.devices):  # they release until the end, also after the printing
+            outer.start_soon(releaser, load, tally, key, i)
+        async with trio.open_nursery() as nursery:
+            async def stop_on_sigint() -> None:
+                with trio.open_signal_receiver(signal.SIGINT) as signals:
+                    async for _ in signals:
+                        tally.stop.set()
+                        outer.cancel_scope.cancel()  # Ctrl-C: stop now, report what was done
+                        return
+
+            async def timer() -> None:
+                if not opts.jobs:
+                    await trio.sleep(opts.seconds)
+                    tally.stop.set()
+
+            nursery.start_soon(stop_on_sigint)
+            nursery.start_soon(timer)
+            async with trio.open_nursery() as workers:
+                for i in range(opts.clients):
+                    workers.start_soon(ipp_client, load, tally, i)
+                for i in range(opts.lpd_clients):
+                    workers.start_soon(lpd_client_task, load, tally, i)
+            tally.stop.set()
+            nursery.cancel_scope.cancel()
+        tally.duration = time.time() - tally.started
+        with trio.move_on_after(opts.drain):  # what is held gets released
+            while any(tally.held.values()):
+                await trio.sleep(0.1)
+        outer.cancel_scope.cancel()
+    if live is not None:
+        live.close()
+    return tally
+
+
+class _Live:
+    """The live display: elapsed, accepted, delivered, errors, rates."""
+
+    def __init__(self, opts: Options, tally: Tally) -> None:
+        from rich.live import Live
+        self.tally, self.opts = tally, opts
+        self.live = Live(self._render(None), refresh_per_second=4, transient=False)
+        self.live.start()
+
+    def _render(self, sample: dict | None) -> Any:
+        from rich.table import Table
+        t = Table.grid(padding=(0, 2))
+        elapsed = time.time() - self.tally.started
+        total = f" / {self.opts.jobs} jobs" if self.opts.jobs else f" / {self.opts.seconds:g} s"
+        delivered = sum(s["delivered"] for s in self.tally.samples)
+        t.add_row(f"[bold]spoolproxy bench[/] {elapsed:5.1f} s{total}",
+                  f"accepted {len(self.tally.jobs)}", f"delivered {delivered}",
+                  f"errors {sum(self.tally.errors.values())}")
+        if sample is not None:
+            span = self.opts.interval
+            t.add_row("", f"{sample['accepted'] / span:7.1f} jobs/s in", f"{sample['delivered'] / span:7.1f} jobs/s out",
+                      f"node CPU {sample['cpu_percent']:.0f}%  RSS {(sample['rss_bytes'] or 0) / 2**20:.0f} MiB")
+        return t
+
+    def update(self, sample: dict) -> None:
+        self.live.update(self._render(sample))
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+def _drain(node: NodeProcess, tally: Tally, limit: float) -> None:
+    """Wait until the node has finished every job it accepted (held ones excepted)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        jobs = json.loads(node.cli("jobs", "list", "--which", "not-completed", "--json"))
+        if all(j["state"] == 4 for j in jobs):  # only pending-held left
+            return
+        time.sleep(0.5)
+
+
+def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict], balances: dict[str, int],
+                 sinks: dict[str, dict]) -> dict:
+    from .report import new_summary
+
+    by_id = {j["id"]: j for j in jobs}
+    by_name = {j["name"]: j for j in jobs if j.get("name", "").startswith("bench-lpd-")}
+    problems: list[str] = []
+    deliver_ms, release_ms = [], []
+    completed = 0
+    for s in tally.jobs:
+        rec = by_id.get(s.job_id) if s.job_id else by_name.get(s.name)
+        if rec is None:
+            problems.append(f"{s.via} job {s.job_id or s.name} was acknowledged but the node has no record of it")
+            continue
+        s.job_id = rec["id"]
+        if rec["state"] == 9:
+            completed += 1
+            if rec.get("completed"):
+                if s.released is not None:
+                    release_ms.append((rec["completed"] - s.released) * 1000)
+                else:
+                    deliver_ms.append((rec["completed"] - rec["created"]) * 1000)
+        elif rec["state"] in (7, 8):
+            if not rec.get("state_reasons"):
+                problems.append(f"job {rec['id']} ended {rec['state']} without a reason")
+        elif rec["state"] != 4:
+            problems.append(f"job {rec['id']} is still in state {rec['state']} after the drain")
+    received = sum(v.get("jobs", 0) for v in sinks.values())
+    if received != completed:
+        problems.append(f"the printers received {received} jobs, the node completed {completed}")
+    charges: dict[int, int] = {}
+    per_user: dict[str, int] = {}
+    for t in txns:
+        if t["kind"] == "print":
+            charges[t["job"]] = charges.get(t["job"], 0) + 1
+        if t["kind"] in ("print", "refund"):
+            user = t["account"].split(":", 1)[1] if ":" in t["account"] else t["account"]
+            per_user[user] = per_user.get(user, 0) + t["amount"]
+    for s in tally.jobs:
+        rec = by_id.get(s.job_id)
+        if rec is not None and rec["state"] == 9 and charges.get(rec["id"], 0) != 1:
+            problems.append(f"completed job {rec['id']} has {charges.get(rec['id'], 0)} charges")
+    moved = 0
+    for user, balance in balances.items():
+        if not user.startswith("bench"):
+            continue
+        change = balance - CREDIT
+        moved += change
+        if change != per_user.get(user, 0):
+            problems.append(f"{user}: balance moved {change}, transactions add up to {per_user.get(user, 0)}")
+    duration = tally.duration or (time.time() - tally.started)
+    # delivery may go on after the printing stopped: its rate is over the time until the last job out
+    last_out = max((v.get("last") or 0 for v in sinks.values()), default=0)
+    delivering = max(duration, last_out - tally.started) if last_out else duration
+    accepted_bytes = sum(s.size for s in tally.jobs)
+    target = {
+        "totals": {"submitted": len(tally.jobs) + sum(tally.errors.values()), "accepted": len(tally.jobs),
+                   "delivered": completed, "released": sum(1 for s in tally.jobs if s.released is not None),
+                   "errors": dict(tally.errors)},
+        "rates": {"accepted_per_s": len(tally.jobs) / duration if duration else 0.0,
+                  "delivered_per_s": completed / delivering if delivering else 0.0,
+                  "delivered_bytes_per_s": sum(v.get("bytes", 0) for v in sinks.values()) / delivering
+                  if delivering else 0.0,
+                  "accepted_bytes": accepted_bytes},
+        "latency_ms": {"accept": new_summary([(s.accepted - s.sent) * 1000 for s in tally.jobs]),
+                       "deliver": new_summary(deliver_ms), "release": new_summary(release_ms),
+                       "release_request": new_summary(tally.release_ms)},
+        "timeline": tally.samples,
+        "node": {"cpu_seconds": None, "peak_rss_bytes": max((s["rss_bytes"] or 0 for s in tally.samples),
+                                                            default=None)},
+    }
+    cpu = [s["cpu_percent"] for s in tally.samples if s["cpu_percent"] is not None]
+    if cpu:
+        target["node"]["cpu_seconds"] = round(sum(cpu) / 100 * opts.interval, 2)
+    return {
+        "version": 1, "kind": "spoolproxy-bench", "started": tally.started, "duration": duration,
+        "label": opts.label,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "spoolproxy": __version__,
+                    "hostname": socket.gethostname()},
+        "targets": {"spoolproxy": target},
+        "ratios": {},
+        "books": {"ok": not problems, "checked_jobs": len(tally.jobs), "problems": problems[:50],
+                  "charged_total": -sum(per_user.values()), "balance_change": moved},
+    }
