@@ -59,12 +59,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from spoolproxy.bench.cupsd import QUEUE as CUPS_QUEUE  # noqa: E402
+from spoolproxy.bench.cupsd import Cupsd  # noqa: E402  (the one private cupsd, shared with `bench run --compare`)
+from spoolproxy.bench.errors import BenchError  # noqa: E402
 from spoolproxy.ipp import codec  # noqa: E402
 from spoolproxy.ipp.model import Op, Status, Tag  # noqa: E402
 from spoolproxy.ipp.types import Message  # noqa: E402
 
 SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
-CUPS_QUEUE = "rawq"
 PROXY_QUEUE = "bench"
 USER = "bench"
 EXIT_OK, EXIT_JOB_ERRORS, EXIT_PEER = 0, 1, 3
@@ -223,119 +225,6 @@ class Sink:
             except (subprocess.TimeoutExpired, ValueError, IndexError):
                 pass
         self.proc.stop()
-
-
-class Cupsd:
-    """A private cupsd; see the module docstring for its settings."""
-
-    def __init__(self, work: Path, sink_port: int, *, dirty_clean: int):
-        self.dir = work / "cupsd"
-        self.port = free_port()
-        self.dirty_clean = dirty_clean
-        d = {k: self.dir / k for k in ("etc", "spool", "cache", "state", "log", "tmp")}
-        for p in d.values():
-            p.mkdir(parents=True, exist_ok=True)
-            os.chmod(p, 0o755)  # backends run as user lp and read the spool
-        os.chmod(d["tmp"], 0o1777)
-        (d["etc"] / "ppd").mkdir(exist_ok=True)
-        self.conf = d["etc"] / "cupsd.conf"
-        self.files_conf = d["etc"] / "cups-files.conf"
-        self.error_log = d["log"] / "error_log"
-        self.files_conf.write_text(f"""\
-FileDevice Yes
-SyncOnClose Yes
-ServerRoot {d['etc']}
-RequestRoot {d['spool']}
-CacheDir {d['cache']}
-StateDir {d['state']}
-TempDir {d['tmp']}
-ErrorLog {d['log']}/error_log
-AccessLog {d['log']}/access_log
-PageLog {d['log']}/page_log
-LogFileGroup root
-SystemGroup root
-Sandboxing Relaxed
-""")
-        self._write_conf()
-        cupsd = need("cupsd")
-        check = subprocess.run([cupsd, "-t", "-c", str(self.conf), "-s", str(self.files_conf)],
-                               capture_output=True, text=True, timeout=30)
-        if check.returncode != 0:
-            raise PeerFailed(f"cupsd -t rejects the configuration:\n{check.stdout}{check.stderr}")
-        for attempt in range(3):  # another program may take the free port first
-            self._write_conf()
-            self.proc = Proc("cupsd", [cupsd, "-f", "-c", str(self.conf), "-s", str(self.files_conf)],
-                             self.dir / "cupsd.out")
-            try:
-                wait_until(lambda: port_open(self.port) and answers_as_cups(self.port), 30,
-                           f"cupsd answering on port {self.port}", self.proc, self.error_log)
-                break
-            except PeerFailed:
-                self.proc.stop()
-                if attempt == 2:
-                    raise
-                LIVE.remove(self.proc)  # (the run checks that every process in LIVE lives)
-                self.port = free_port()
-        self.server = f"127.0.0.1:{self.port}"
-        env = dict(os.environ, CUPS_SERVER=self.server)
-        env.pop("PRINTER", None)
-        env.pop("LPDEST", None)
-        # CUPS 2.4 has no "-m raw": a queue without -m/-P has no PPD and runs no filters,
-        # which is a raw queue (lpadmin warns that raw queues are deprecated).
-        # snmp=false: no SNMP supply queries per job to a sink that has no SNMP agent.
-        device = f"socket://127.0.0.1:{sink_port}/?snmp=false"
-        r = subprocess.run([need("lpadmin"), "-h", self.server, "-p", CUPS_QUEUE, "-E", "-v", device,
-                            "-o", "printer-error-policy=abort-job"],
-                           capture_output=True, text=True, env=env, timeout=60)
-        if r.returncode != 0:
-            raise PeerFailed(f"lpadmin failed ({r.returncode}): {r.stdout}{r.stderr}\n{tail(self.error_log)}")
-        self.lpadmin_warning = r.stderr.strip()
-        self.uri = f"ipp://127.0.0.1:{self.port}/printers/{CUPS_QUEUE}"
-        self.path = f"/printers/{CUPS_QUEUE}"
-
-    def _write_conf(self) -> None:
-        self.conf.write_text(f"""\
-LogLevel warn
-Listen 127.0.0.1:{self.port}
-Browsing Off
-BrowseLocalProtocols none
-WebInterface No
-DefaultAuthType None
-DefaultEncryption Never
-ServerAlias *
-MaxClients 1000
-MaxJobs 0
-MaxJobsPerPrinter 0
-MaxJobTime 0
-PreserveJobHistory No
-PreserveJobFiles No
-DirtyCleanInterval {self.dirty_clean}
-<Location />
-  Order allow,deny
-  Allow all
-</Location>
-<Location /admin>
-  Order allow,deny
-  Allow all
-</Location>
-<Policy default>
-  JobPrivateAccess all
-  JobPrivateValues none
-  SubscriptionPrivateAccess all
-  SubscriptionPrivateValues none
-  <Limit All>
-    Order deny,allow
-  </Limit>
-</Policy>
-DefaultPolicy default
-""")
-
-    @property
-    def log(self) -> Path:
-        return self.error_log
-
-    def stop(self) -> None:
-        self.proc.stop(15)
 
 
 class Node:
@@ -676,23 +565,10 @@ async def settle(target: Target, timeout: float) -> None:
 
 async def verify_cupsd_raw(c: Cupsd, pdf: bytes) -> dict:
     """The raw queue accepts application/pdf and application/octet-stream as they are."""
-    resp = await ipp_call(c.port, c.path, ipp_request(
-        Op.GET_PRINTER_ATTRIBUTES, c.uri, ("requested-attributes", Tag.KEYWORD,
-                                           ["printer-is-accepting-jobs", "printer-state",
-                                            "document-format-supported", "printer-make-and-model"])))
-    op = {a.name: a.values for g in resp.groups if g.tag == Tag.PRINTER for a in g}
-    if op.get("printer-is-accepting-jobs") != [True]:
-        raise PeerFailed(f"cupsd queue {CUPS_QUEUE} is not accepting jobs: {op}")
-    formats = op.get("document-format-supported", [])
-    checked = {}
-    for fmt in ("application/pdf", "application/octet-stream"):
-        r = await ipp_call(c.port, c.path, ipp_request(Op.PRINT_JOB, c.uri, ("job-name", Tag.NAME, "raw-check"),
-                                                       ("document-format", Tag.MIME_TYPE, fmt)), pdf)
-        if r.code >= 0x0100:
-            raise PeerFailed(f"cupsd raw queue refuses {fmt}: {status_name(r.code)}")
-        checked[fmt] = status_name(r.code)
-    return {"document-format-supported": formats, "make-and-model": op.get("printer-make-and-model"),
-            "print-job": checked}
+    try:
+        return await c.verify_raw(pdf)
+    except BenchError as e:
+        raise PeerFailed(str(e)) from None
 
 
 # --------------------------------------------------------------------------- document
@@ -813,15 +689,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     load0 = os.getloadavg()
     want = args.targets
+    cupsd: Cupsd | None = None
     try:
         targets: list[Target] = []
-        sink = cupsd = None
+        sink = None
         raw_check: dict = {}
         try:
             pdf = args.document.read_bytes() if args.document else make_pdf(work)
             sink = Sink(work)
             if "cupsd" in want:
-                cupsd = Cupsd(work, sink.port, dirty_clean=args.cupsd_dirty_clean_interval)
+                cupsd = Cupsd(sink.port, work, dirty_clean=args.cupsd_dirty_clean_interval).start()
                 targets.append(Target("cupsd", f"cupsd {CUPS_QUEUE} (SyncOnClose)", cupsd.port, cupsd.path,
                                       cupsd.uri, cupsd.proc.pid))
             for key, label, fsync in (("proxy", "proxy (fsync=true)", True),
@@ -832,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
                     targets.append(Target(key, label, node.port, node.path, node.uri, node.proc.pid))
             if cupsd:  # (every process is started: trio.run may leave threads behind)
                 raw_check = trio.run(verify_cupsd_raw, cupsd, pdf)
-        except (PeerFailed, subprocess.TimeoutExpired) as e:
+        except (PeerFailed, BenchError, subprocess.TimeoutExpired) as e:
             print(f"accept_rate: a peer did not start: {e}", file=sys.stderr)
             return EXIT_PEER
         for t in targets:
@@ -868,6 +745,8 @@ def main(argv: list[str] | None = None) -> int:
                     for proc in LIVE:
                         if not proc.alive():
                             raise PeerFailed(f"{proc.name} died\n{tail(proc.log)}")
+                    if cupsd is not None and not cupsd.alive():
+                        raise PeerFailed(f"cupsd died\n{tail(cupsd.log)}")
                     t0 = time.monotonic()
                     await settle(t, args.settle_timeout)
                     run.settle_seconds = time.monotonic() - t0
@@ -937,6 +816,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_JOB_ERRORS
         return EXIT_OK
     finally:
+        if cupsd is not None:
+            try:
+                cupsd.stop()
+            except Exception as e:  # keep cleaning up
+                print(f"accept_rate: stopping cupsd: {e}", file=sys.stderr)
         for proc in reversed(LIVE):
             try:
                 proc.stop()

@@ -28,6 +28,15 @@ def add_parsers(sub: Any) -> None:
     sp.add_argument("--no-fsync", dest="fsync", action="store_false", help="the node without fsync")
     sp.add_argument("--keep", action="store_true", help="keep the work directory (node state, logs)")
     sp.add_argument("--no-live", dest="live", action="store_false", help="no live display")
+    sp.add_argument("--offline", type=float, default=0.0, metavar="SECONDS",
+                    help="run the node as a site of a primary that stops answering for SECONDS mid-run; "
+                         "the detection and the journal replay are timed")
+    sp.add_argument("--offline-at", type=float, default=None, metavar="SECONDS",
+                    help="when the primary goes away (default: a third of --seconds)")
+    sp.add_argument("--compare", action="store_true",
+                    help="then the same small-PDF load against cupsd and large jobs straight to the sink: ratios")
+    sp.add_argument("--compare-seconds", type=float, default=10.0, help="length of each accept phase (default 10)")
+    sp.add_argument("--compare-large-jobs", type=int, default=10, help="large jobs per delivery phase (default 10)")
     sp.set_defaults(func=cmd_run)
     from .bench.report import add_compare_parser  # light: no matplotlib, no rich at import
     add_compare_parser(bsub)
@@ -41,7 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .bench.run import Options, run
     opts = Options(seconds=args.seconds, jobs=args.jobs, clients=args.clients, lpd_clients=args.lpd_clients,
                    users=args.users, mix=args.mix, out=args.out, label=args.label, cache=args.cache,
-                   fsync=args.fsync, keep=args.keep, live=args.live)
+                   fsync=args.fsync, keep=args.keep, live=args.live, compare=args.compare,
+                   compare_seconds=args.compare_seconds, compare_large_jobs=args.compare_large_jobs,
+                   offline=args.offline, offline_at=args.offline_at)
     try:
         result = run(opts)
     except BenchError as e:

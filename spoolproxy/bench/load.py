@@ -60,6 +60,7 @@ class Tally:
     held: dict[str, list[Submitted]] = field(default_factory=dict)  # user -> jobs waiting for release
     stop: trio.Event = field(default_factory=trio.Event)  # the printing stops (releasers go on)
     duration: float = 0.0  # seconds of printing
+    offline: dict | None = None  # what the offline phase measured (run.offline_phase)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1

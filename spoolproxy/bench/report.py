@@ -266,7 +266,8 @@ def plot_png(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
 def summary(result: dict[str, Any]) -> Any:
     """A rich renderable of one run: a table with a row per target, the ratios between
-    targets and the books line."""
+    targets (a boolean among them is a target's verdict: "met" or "NOT met") and the
+    books line."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -304,8 +305,18 @@ def summary(result: dict[str, Any]) -> Any:
     ratios = _dig(result, "ratios")
     for pair_name, metrics in (ratios.items() if isinstance(ratios, dict) else ()):
         for metric, value in (metrics.items() if isinstance(metrics, dict) else ()):
+            if isinstance(value, bool):  # a target's verdict, e.g. ratios["targets_met"]["accept >= cupsd"]
+                label = "target" if pair_name == "targets_met" else pair_name
+                parts.append(Text(f"{label} {metric}: {'met' if value else 'NOT met'}",
+                                  style="green" if value else "red"))
+                continue
             value = _num(value)
             parts.append(Text(f"{pair_name} {metric} {'-' if value is None else f'{value:.2f}'}"))
+    off = _dig(result, "offline")
+    if isinstance(off, dict):  # a site whose primary went away mid-run
+        parts.append(Text(f"offline phase: primary unreachable {_fmt(_num(off.get('seconds')))} s at "
+                          f"{_fmt(_num(off.get('at')))} s; noticed after {_fmt(_num(off.get('detected_after')))} s; "
+                          f"{off.get('entries')} journal entries replayed in {_fmt(_num(off.get('replay_seconds')))} s"))
     parts.append(_books_text(_dig(result, "books")))
     return Group(*parts)
 

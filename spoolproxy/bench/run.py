@@ -36,7 +36,7 @@ from .. import __version__
 from ..cli_bench import DEFAULT_CACHE, DEFAULT_MIX
 from .documents import corpus, mix
 from .errors import BenchError
-from .load import Load, Tally, ipp_client, lpd_client_task, monitor, releaser
+from .load import HELD, Load, Tally, ipp_client, lpd_client_task, monitor, releaser
 from .sinks import SinkProcess
 
 CREDIT = 1_000_000  # minor units per user: nobody runs out during a run
@@ -61,6 +61,12 @@ class Options:
     keep: bool = False
     live: bool = True
     seed: int = 1
+    compare: bool = False  # also measure cupsd and the sink directly (comparison.run_comparison)
+    compare_seconds: float = 10.0
+    compare_large_jobs: int = 10
+    compare_rounds: int = 1
+    offline: float = 0.0  # seconds the primary is unreachable (0: a standalone node, no offline phase)
+    offline_at: float | None = None  # seconds into the run it goes away (default: a third of --seconds)
 
 
 def _free_port() -> int:
@@ -76,10 +82,12 @@ def _toml(value: Any) -> str:
 class NodeProcess:
     """``python -m spoolproxy serve`` with the bench's queues, in ``workdir``."""
 
-    def __init__(self, workdir: Path, sinks: SinkProcess, *, fsync: bool) -> None:
+    def __init__(self, workdir: Path, sinks: SinkProcess, *, fsync: bool, name: str = "bench",
+                 role: str = "standalone", sync: dict | None = None) -> None:
         self.workdir = workdir
+        self.name = name
         self.ipp_port, self.lpd_port, self.web_port = _free_port(), _free_port(), _free_port()
-        self.state = workdir / "node-state"
+        self.state = workdir / f"{name}-state"
         queues = {
             "direct": {"printer": sinks.uri("socket"), "default": True},
             "direct-lpd": {"printer": sinks.uri("lpd", "q")},
@@ -89,18 +97,21 @@ class NodeProcess:
             "p2": {"printer": sinks.uri("ipp")},
             "anywhere": {"mode": "findme", "printers": ["p1", "p2"], "load_balance": True},
         }
-        lines = [f'[node]\nname = "bench"\nstate_dir = "{self.state}"\nfsync = {_toml(fsync)}\nlog_level = "warning"',
+        lines = [f'[node]\nname = "{name}"\nrole = "{role}"\nstate_dir = "{self.state}"\nfsync = {_toml(fsync)}\n'
+                 'log_level = "warning"',
                  f'[ipp]\nlisten = "127.0.0.1"\nport = {self.ipp_port}',
                  f'[lpd]\nlisten = "127.0.0.1"\nport = {self.lpd_port}',
                  f'[web]\nlisten = "127.0.0.1"\nport = {self.web_port}',
                  '[ledger]\nunknown_users = "deny"']
+        if sync:
+            lines.append("[sync]\n" + "\n".join(f"{k} = {_toml(v)}" for k, v in sync.items()))
         for name, q in queues.items():
             lines.append(f"[queues.{name}]\n" + "\n".join(f"{k} = {_toml(v)}" for k, v in q.items())
                          + ("\nretry_initial = 0.2\nretry_max = 2" if "printer" in q else ""))
             lines.append(f"[queues.{name}.cost]\ngray = {PRICES['gray']}\ncolor = {PRICES['color']}")
-        self.config = workdir / "node.toml"
+        self.config = workdir / f"{name}.toml"
         self.config.write_text("\n\n".join(lines) + "\n")
-        self.log = workdir / "node.log"
+        self.log = workdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "NodeProcess":
@@ -132,8 +143,18 @@ class NodeProcess:
             raise BenchError(f"spoolproxy {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
 
+    def admin(self, path: str) -> Any:
+        """GET /api/v1/admin/PATH with the node's admin token."""
+        import httpx
+        token = (self.state / "admin-token").read_text().strip()
+        r = httpx.get(f"http://127.0.0.1:{self.web_port}/api/v1/admin/{path}", trust_env=False, timeout=30,
+                      headers={"Authorization": f"Bearer {token}"})
+        r.raise_for_status()
+        return r.json()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a primary stopped for the offline phase
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(30)
@@ -178,29 +199,120 @@ def run(opts: Options) -> dict:
 
     docs = corpus(opts.cache)
     pick = mix(docs, _weights(opts.mix))
-    with _workdir(opts) as work, SinkProcess(work / "sinks", kinds=("socket", "lpd", "ipp")) as sinks:
-        node = NodeProcess(work, sinks, fsync=opts.fsync).start()
-        try:
+    with _workdir(opts) as work, SinkProcess(work / "sinks", kinds=("socket", "lpd", "ipp")) as sinks, \
+            contextlib.ExitStack() as nodes:
+        primary = None
+        if opts.offline:  # the measured node is a site of a primary that goes away for a while
+            primary = NodeProcess(work, sinks, fsync=opts.fsync, name="primary", role="primary").start()
+            nodes.callback(primary.stop)
+            key = primary.cli("sites", "add", "site1").strip().splitlines()[-1].strip()
+            users, cards = _population(primary, opts.users, work)
+            node = NodeProcess(work, sinks, fsync=opts.fsync, name="site1", role="site",
+                               sync={"primary": f"http://127.0.0.1:{primary.web_port}", "key": key,
+                                     "heartbeat": 0.5, "offline_after": 2.0, "timeout": 1.0}).start()
+            nodes.callback(node.stop)
+            _wait_synced(node, len(users))
+        else:
+            node = NodeProcess(work, sinks, fsync=opts.fsync).start()
+            nodes.callback(node.stop)
             users, cards = _population(node, opts.users, work)
-            devices = {_device(node, "bench-secure", "secure"): "secure", _device(node, "bench-p1", "p1"): "p1"}
-            load = Load(ipp_base=f"ipp://127.0.0.1:{node.ipp_port}/ipp/print", lpd_port=node.lpd_port,
-                        web_base=f"http://127.0.0.1:{node.web_port}", docs=docs, pick_doc=pick, users=users,
-                        cards=cards, devices=devices, max_jobs=opts.jobs, seed=opts.seed)
-            tally = trio.run(_drive, load, opts, node, sinks)
-            _drain(node, tally, opts.drain)
-            jobs = json.loads(node.cli("jobs", "list", "--which", "all", "--json"))
-            txns = json.loads(node.cli("transactions", "--limit", "0", "--json"))
-            balances = {u["name"]: u["balance"] for u in json.loads(node.cli("users", "list", "--json"))}
-            stats = sinks.stats()
-        finally:
-            node.stop()
+        ledger = primary or node  # where the books are kept
+        devices = {_device(node, "bench-secure", "secure"): "secure", _device(node, "bench-p1", "p1"): "p1"}
+        load = Load(ipp_base=f"ipp://127.0.0.1:{node.ipp_port}/ipp/print", lpd_port=node.lpd_port,
+                    web_base=f"http://127.0.0.1:{node.web_port}", docs=docs, pick_doc=pick, users=users,
+                    cards=cards, devices=devices, max_jobs=opts.jobs, seed=opts.seed)
+        tally = trio.run(_drive, load, opts, node, sinks, primary)
+        _drain(node, tally, opts.drain)
+        if primary is not None:
+            _wait_replayed(node, opts.drain)
+        jobs = json.loads(node.cli("jobs", "list", "--which", "all", "--json"))
+        txns = json.loads(ledger.cli("transactions", "--limit", "0", "--json"))
+        balances = {u["name"]: u["balance"] for u in json.loads(ledger.cli("users", "list", "--json"))}
+        stats = sinks.stats()
+        extra: tuple[dict, dict] = ({}, {})
+        if opts.compare:
+            from .comparison import run_comparison
+            extra = run_comparison(opts, node, sinks, docs)
     result = build_result(opts, tally, jobs, txns, balances, stats)
+    if tally.offline:
+        result["offline"] = tally.offline
+    result["targets"].update(extra[0])
+    result["ratios"].update(extra[1])
     opts.out.mkdir(parents=True, exist_ok=True)
     stem = opts.out / f"bench-{time.strftime('%Y%m%d-%H%M%S', time.localtime(tally.started))}"
     report.write_json(result, stem.with_suffix(".json"))
     report.plot_png(result, stem.with_suffix(".png"))
     result["files"] = {"json": str(stem.with_suffix(".json")), "png": str(stem.with_suffix(".png"))}
     return result
+
+
+def _site_status(site: NodeProcess) -> dict:
+    return site.admin("sync")
+
+
+def _wait_synced(site: NodeProcess, users: int, timeout: float = 60) -> None:
+    """Until the site is online with the primary's users."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _site_status(site).get("online") and len(json.loads(site.cli("users", "list", "--json"))) >= users:
+                return
+        except Exception:  # not up yet
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"the site did not sync with its primary within {timeout:g} s:\n{site.log_tail()}")
+
+
+def _wait_replayed(site: NodeProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = _site_status(site)
+        if st.get("online") and not st.get("unsent"):
+            return
+        time.sleep(0.2)
+
+
+async def offline_phase(site: NodeProcess, primary: NodeProcess, tally: Tally, opts: Options) -> None:
+    """At ``offline_at`` into the run, the primary stops answering (SIGSTOP: a hung or
+    unreachable server, its sockets open) for ``offline`` seconds; then it answers again.
+    Timed: how long the site took to notice, how many entries it journaled, how long the
+    replay took once the primary was back."""
+    import httpx
+    token = (site.state / "admin-token").read_text().strip()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{site.web_port}/api/v1/admin", trust_env=False,
+                                 timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        async def status() -> dict:
+            return (await http.get("/sync")).json()
+
+        await trio.sleep(opts.offline_at if opts.offline_at is not None else opts.seconds / 3)
+        before = await status()
+        os.kill(primary.proc.pid, signal.SIGSTOP)
+        stopped = time.time()
+        detected = None
+        with trio.move_on_after(opts.offline):
+            while (await status()).get("online"):
+                await trio.sleep(0.1)
+            detected = time.time()
+            await trio.sleep_forever()
+        os.kill(primary.proc.pid, signal.SIGCONT)
+        restored = time.time()
+        journaled = (await status()).get("unsent", 0)
+        replayed = None
+        with trio.move_on_after(opts.drain):
+            while True:
+                st = await status()
+                if st.get("online") and not st.get("unsent"):
+                    replayed = time.time()
+                    break
+                await trio.sleep(0.05)
+        after = await status()
+        tally.offline = {
+            "at": round(stopped - tally.started, 3), "seconds": round(restored - stopped, 3),
+            "detected_after": round(detected - stopped, 3) if detected else None,
+            "entries": journaled, "journal_growth": after.get("journal", 0) - before.get("journal", 0),
+            "replay_seconds": round(replayed - restored, 3) if replayed else None,
+            "replay_per_s": round(journaled / (replayed - restored), 1) if replayed and replayed > restored else None,
+        }
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -214,7 +326,8 @@ def _weights(text: str) -> dict[str, float]:
     return out
 
 
-async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: SinkProcess) -> Tally:
+async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: SinkProcess,
+                 primary: NodeProcess | None = None) -> Tally:
     tally = Tally()
     delivered = lambda: sum(s.get("jobs", 0) for s in sinks.stats().values())  # noqa: E731
     live = _Live(opts, tally) if opts.live else None
@@ -223,6 +336,8 @@ async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: SinkProces
                          live.update if live else None)
         for i, key in enumerate(load.devices):  # they release until the end, also after the printing
             outer.start_soon(releaser, load, tally, key, i)
+        if primary is not None:
+            outer.start_soon(offline_phase, node, primary, tally, opts)
         async with trio.open_nursery() as nursery:
             async def stop_on_sigint() -> None:
                 with trio.open_signal_receiver(signal.SIGINT) as signals:
@@ -246,8 +361,8 @@ async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: SinkProces
             tally.stop.set()
             nursery.cancel_scope.cancel()
         tally.duration = time.time() - tally.started
-        with trio.move_on_after(opts.drain):  # what is held gets released
-            while any(tally.held.values()):
+        with trio.move_on_after(opts.drain):  # what is held gets released; an offline phase ends
+            while any(tally.held.values()) or (primary is not None and tally.offline is None):
                 await trio.sleep(0.1)
         outer.cancel_scope.cancel()
     if live is not None:
@@ -354,7 +469,9 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
     target = {
         "totals": {"submitted": len(tally.jobs) + sum(tally.errors.values()), "accepted": len(tally.jobs),
                    "delivered": completed, "released": sum(1 for s in tally.jobs if s.released is not None),
-                   "errors": dict(tally.errors)},
+                   "errors": dict(tally.errors),
+                   "by_protocol": {via: sum(1 for s in tally.jobs if s.via == via) for via in ("ipp", "lpd")},
+                   "held": sum(1 for s in tally.jobs if s.queue in HELD)},
         "rates": {"accepted_per_s": len(tally.jobs) / duration if duration else 0.0,
                   "delivered_per_s": completed / delivering if delivering else 0.0,
                   "delivered_bytes_per_s": sum(v.get("bytes", 0) for v in sinks.values()) / delivering
