@@ -11,10 +11,16 @@ After the main load (the node still up, its backlog drained), ``run_comparison``
    ``compare_rounds`` rounds, the order reversed every other round, the median round of
    each kept. Between phases cupsd's queue is purged and the node's drained to the sink,
    so neither works off the other's backlog;
-3. **delivery**: ``compare_large_jobs`` large jobs (``large.pdf``, tens of MB) through the
-   node's ``direct`` queue, timed from the first job's send to the moment the sink
-   counted the last one (``delivery_phase_node``), and the same bytes straight to the sink
-   over AppSocket, one connection per job (``delivery_phase_direct``): the floor.
+3. **delivery**, measured apart from accepting (upload, fsync and page counting are the
+   accept side, measured in 2.): ``compare_large_jobs`` large jobs (``large.pdf``, tens of
+   MB) submitted to the node's hold queue ``secure`` (its printer is the same socket
+   sink), a device registered there, its owner logged in by card until the device API
+   lists them all (counted); then one release call for all of them, timed from the
+   release answer to the sink's count of the last one (``delivery_phase_node``). The
+   floor: the same file sent straight to the sink the way a printer takes jobs, one at a
+   time, one connection each, read from disk as it is sent (``delivery_phase_direct``).
+   Both sides read from the page cache and write to one socket; the bytes are the sink's
+   count (jobs x size, checked).
 
 The targets (issue: measured on the 2-core machine, printed as ratios):
 
@@ -34,11 +40,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+import socket
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import trio
 
@@ -55,6 +62,7 @@ __all__ = ["accept_phase", "delivery_phase_node", "delivery_phase_direct", "rati
 ACCEPT_TARGET = 1.0  # spoolproxy accepted/s >= cupsd's
 DELIVERY_TARGET = 0.8  # spoolproxy delivered bytes/s >= 0.8 x straight to the sink
 NODE_QUEUE = "direct"  # the node's queue whose printer is the socket sink
+HOLD_QUEUE = "secure"  # the node's hold queue whose printer is the same socket sink
 SAMPLE_INTERVAL = 0.5
 IPP_TIMEOUT = 300.0  # a large job's upload on a busy machine
 _CONN_ERRORS = (IppClientError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
@@ -235,138 +243,199 @@ async def _wait_sink(sinks: Any, want_jobs: int, timeout: float) -> dict:
     return _socket_stats(sinks)
 
 
-def _delivery_target(*, jobs_sent: int, accepted: int, delivered: int, nbytes: int, t0: float,
-                     t_accepted: float, last: float | None, lat: list[float], errors: dict[str, int],
-                     node: dict, phase: dict) -> dict:
-    span = (last - t0) if last is not None and delivered else 0.0
-    accept_span = t_accepted - t0
-    return {
-        "totals": {"submitted": jobs_sent, "accepted": accepted, "delivered": delivered,
-                   "delivered_bytes": nbytes, "errors": dict(errors)},
-        "rates": {"accepted_per_s": accepted / accept_span if accept_span > 0 and accepted else None,
-                  "delivered_per_s": delivered / span if span > 0 else 0.0,
-                  "delivered_bytes_per_s": nbytes / span if span > 0 else 0.0,
-                  "accepted_bytes": phase["document_bytes"] * accepted},
-        "latency_ms": {"accept": new_summary([x * 1000 for x in lat])},
-        "timeline": [],
-        "node": node,
-        "phase": {**phase, "seconds": round(span, 3)},
-    }
-
-
-async def delivery_phase_node(node_ipp_uri: str, sinks: Any, data: bytes, *, jobs: int, clients: int,
-                              user: str | Sequence[str] = "bench", pid: int | None = None,
-                              fmt: str = "application/pdf", timeout: float = 600.0) -> dict:
-    """Delivered bytes per second through the node: ``jobs`` Print-Jobs of ``data`` (a
-    large PDF) to ``node_ipp_uri`` (the node's queue whose printer is ``sinks``' socket
-    sink), ``clients`` at a time; timed from the first job's send to the moment the sink
-    counted the last of them (``SinkProcess.stats()["socket"]["last"]``: same clock).
-    Nothing else may print to that sink meanwhile. ``pid``: the node, for its CPU."""
-    if jobs < 1 or clients < 1:
-        raise BenchError("delivery_phase_node needs jobs >= 1 and clients >= 1")
-    users = _users(user)
-    base = _socket_stats(sinks)
-    base_jobs, base_bytes = base.get("jobs", 0), base.get("bytes", 0)
-    errors: dict[str, int] = {}
-    lat: list[float] = []
+async def _submit(uri: str, data: bytes, *, jobs: int, clients: int, user: str, fmt: str,
+                  errors: dict[str, int]) -> list[int]:
+    """``jobs`` Print-Jobs of ``data`` to ``uri`` as ``user``, ``clients`` at a time; the job ids."""
+    ids: list[int] = []
     remaining = [jobs]
-    accepted = [0]
-    before = _cpu(pid)
-    t0 = time.time()
 
-    async def worker(i: int) -> None:
-        c = IppClient(node_ipp_uri, timeout=IPP_TIMEOUT)
+    async def worker() -> None:
+        c = IppClient(uri, timeout=IPP_TIMEOUT)
         try:
             while remaining[0] > 0:
                 remaining[0] -= 1
-                s = time.perf_counter()
+                req = new_request(Op.PRINT_JOB, uri, user=user)
+                req.operation.add("job-name", Tag.NAME, "bench-large")
+                req.operation.add("document-format", Tag.MIME_TYPE, fmt)
                 try:
-                    status = await _print_job(c, node_ipp_uri, users[i % len(users)], data, fmt, "bench-large")
+                    resp = await c.request(req, data)
                 except _CONN_ERRORS as e:
                     _error(errors, f"ipp {type(e).__name__}")
                     await c.aclose()
-                    c = IppClient(node_ipp_uri, timeout=IPP_TIMEOUT)
+                    c = IppClient(uri, timeout=IPP_TIMEOUT)
                     continue
-                if status >= 0x0100:
-                    _error(errors, f"ipp {status_name(status)}")
+                if status_of(resp) >= 0x0100:
+                    _error(errors, f"ipp {status_name(status_of(resp))}")
                     continue
-                lat.append(time.perf_counter() - s)
-                accepted[0] += 1
+                ids.append(resp.group(Tag.JOB).value("job-id"))
         finally:
             await c.aclose()
 
     async with trio.open_nursery() as nursery:
-        for i in range(min(clients, jobs)):
-            nursery.start_soon(worker, i)
-    t_accepted = time.time()
-    st = await _wait_sink(sinks, base_jobs + accepted[0], timeout)
-    after = _cpu(pid)
-    delivered = st.get("jobs", 0) - base_jobs
-    if delivered < accepted[0]:
-        errors[f"not delivered within {timeout:g} s"] = accepted[0] - delivered
-    return _delivery_target(jobs_sent=jobs, accepted=accepted[0], delivered=delivered,
-                            nbytes=st.get("bytes", 0) - base_bytes, t0=t0, t_accepted=t_accepted,
-                            last=st.get("last"), lat=lat, errors=errors, node=_node(before, after, delivered),
-                            phase={"kind": "delivery", "via": node_ipp_uri, "document_bytes": len(data),
-                                   "jobs": jobs, "clients": clients, "started": t0})
+        for _ in range(max(1, min(clients, jobs))):
+            nursery.start_soon(worker)
+    return sorted(ids)
 
 
-async def delivery_phase_direct(sink_port: int, data: bytes, *, jobs: int, clients: int,
-                                sinks: Any = None, host: str = "127.0.0.1", timeout: float = 600.0) -> dict:
-    """The baseline: ``data`` sent straight to the AppSocket sink on ``sink_port``, one
-    connection per job (send, shut down the write side, wait for the sink's close),
-    ``clients`` at a time, ``jobs`` jobs. With ``sinks`` (its SinkProcess) the time and
-    bytes are the sink's own count, as for ``delivery_phase_node``; without, the time
-    runs to the last close seen here and the bytes are those sent."""
+async def delivery_phase_node(hold_uri: str, web_base: str, device_key: str, sinks: Any, data: bytes, *,
+                              jobs: int, owner: str, card: str, clients: int = 1, pid: int | None = None,
+                              fmt: str = "application/pdf", timeout: float = 600.0) -> dict:
+    """Delivered bytes per second by the node, apart from accepting: ``jobs`` Print-Jobs of
+    ``data`` (a large PDF) as ``owner`` to ``hold_uri``, the node's hold queue whose
+    printer is ``sinks``' socket sink (accepting: upload, fsync, page counting, not timed
+    here); then, at the device ``device_key`` (a device for that queue), a login by
+    ``card`` until the device API lists all of them as counted; then ONE release call for
+    all of them. Timed from the release answer to the moment the sink counted the last of
+    them (``SinkProcess.stats()["socket"]["last"]``: the same clock); the bytes are the
+    sink's count, which must be ``jobs * len(data)``. Nothing else may print to that sink
+    meanwhile. ``pid``: the node, for its CPU over the delivery."""
+    import httpx
+
     if jobs < 1 or clients < 1:
-        raise BenchError("delivery_phase_direct needs jobs >= 1 and clients >= 1")
+        raise BenchError("delivery_phase_node needs jobs >= 1 and clients >= 1")
+    errors: dict[str, int] = {}
+    t_submit = time.time()
+    ids = await _submit(hold_uri, data, jobs=jobs, clients=clients, user=owner, fmt=fmt, errors=errors)
+    t_held = time.time()
+    released: list[int] = []
+    release_s = counted_s = None
+    st = base = _socket_stats(sinks)
+    t_rel = time.time()
+    before = after = None
+    async with httpx.AsyncClient(base_url=f"{web_base}/api/v1/device", timeout=IPP_TIMEOUT, trust_env=False,
+                                 headers={"X-Device-Key": device_key}) as http:
+        r = await http.post("/login", json={"card": card})
+        if r.status_code != 200:
+            raise BenchError(f"device login of {owner} by card {card} refused: {r.status_code} {r.text}")
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        listed: dict[int, dict] = {}
+        with trio.move_on_after(timeout):  # until the device lists them all, counted and releasable here
+            while True:
+                r = await http.get("/jobs", headers=auth)
+                if r.status_code == 200:
+                    listed = {j["id"]: j for j in r.json().get("jobs", [])
+                              if j.get("pages") is not None and j.get("here") and not j.get("problem")}
+                if all(i in listed for i in ids):
+                    break
+                await trio.sleep(0.1)
+        ready = [i for i in ids if i in listed]
+        if len(ready) < len(ids):
+            errors[f"not listed as counted within {timeout:g} s"] = len(ids) - len(ready)
+        counted_s = time.time() - t_held
+        if ready:
+            base = _socket_stats(sinks)
+            before = _cpu(pid)
+            t_req = time.time()
+            r = await http.post("/release", json={"jobs": ready}, headers=auth)
+            t_rel = time.time()
+            release_s = t_rel - t_req
+            if r.status_code != 200:
+                _error(errors, f"release {r.status_code}")
+            else:
+                for i, res in zip(ready, r.json().get("results", [])):
+                    if res.get("ok"):
+                        released.append(i)
+                    else:
+                        _error(errors, f"release refused: {res.get('reason')}")
+            st = await _wait_sink(sinks, base.get("jobs", 0) + len(released), timeout) if released else base
+            after = _cpu(pid)
+        await http.post("/logout", headers=auth)
+    delivered = st.get("jobs", 0) - base.get("jobs", 0)
+    nbytes = st.get("bytes", 0) - base.get("bytes", 0)
+    if delivered < len(released):
+        errors[f"not delivered within {timeout:g} s"] = len(released) - delivered
+    elif nbytes != len(released) * len(data):
+        errors[f"sink counted {nbytes} bytes, not {len(released)} x {len(data)}"] = 1
+    last = st.get("last") if delivered else None
+    span = (last - t_rel) if last is not None else 0.0
+    return {
+        "totals": {"submitted": jobs, "accepted": len(ids), "released": len(released), "delivered": delivered,
+                   "delivered_bytes": nbytes, "errors": dict(errors)},
+        "rates": {"accepted_per_s": None,  # accepting is measured apart (spoolproxy-accept)
+                  "delivered_per_s": delivered / span if span > 0 else 0.0,
+                  "delivered_bytes_per_s": nbytes / span if span > 0 else 0.0},
+        "latency_ms": {"release": new_summary([release_s * 1000] if release_s is not None else [])},
+        "timeline": [],
+        "node": _node(before, after, delivered),
+        "phase": {"kind": "delivery", "via": hold_uri, "how": "held, counted, then one device release call; "
+                  "timed from the release answer to the sink's last byte counted",
+                  "owner": owner, "document_bytes": len(data), "jobs": jobs, "submit_clients": clients,
+                  "submit_seconds": round(t_held - t_submit, 3), "counted_seconds": round(counted_s or 0.0, 3),
+                  "release_ms": round(release_s * 1000, 1) if release_s is not None else None,
+                  "started": t_rel, "seconds": round(span, 3)},
+    }
+
+
+DIRECT_CHUNK = 256 << 10  # what the node's delivery reads at a time (upstream.base.READ_CHUNK)
+
+
+def _send_file(host: str, port: int, path: str, timeout: float, chunk: int) -> None:
+    """One job the way a raw printer takes it: connect, the file's bytes read from disk a
+    chunk at a time and sent, shut down the write side, read until the printer closes."""
+    with socket.create_connection((host, port), timeout=timeout) as s, open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            s.sendall(block)
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+
+
+async def delivery_phase_direct(sink_port: int, path: str | Path, *, jobs: int, sinks: Any = None,
+                                host: str = "127.0.0.1", timeout: float = 600.0) -> dict:
+    """The baseline: the file ``path`` sent straight to the AppSocket sink on ``sink_port``
+    ``jobs`` times the way a printer takes jobs, one at a time, one connection each (a
+    printer prints serially; the node's queue delivers one job at a time too), each read
+    from disk (the page cache) as it is sent, ``DIRECT_CHUNK`` bytes at a time, in a
+    worker thread with blocking calls. Timed from the first connect to the sink's count
+    of the last job (``sinks``: its SinkProcess; without, to the last close seen here);
+    the bytes are the sink's count (without: those sent), which must be ``jobs * size``."""
+    if jobs < 1:
+        raise BenchError("delivery_phase_direct needs jobs >= 1")
+    path = str(path)
+    size = Path(path).stat().st_size
     base = _socket_stats(sinks) if sinks is not None else {}
     base_jobs, base_bytes = base.get("jobs", 0), base.get("bytes", 0)
     errors: dict[str, int] = {}
     lat: list[float] = []
-    remaining = [jobs]
-    done = [0]
-    last_close = [0.0]
+    done, last_close = 0, None
     t0 = time.time()
-
-    async def worker() -> None:
-        while remaining[0] > 0:
-            remaining[0] -= 1
-            s = time.perf_counter()
-            try:
-                with trio.fail_after(timeout):
-                    stream = await trio.open_tcp_stream(host, sink_port)
-                    try:
-                        await stream.send_all(data)
-                        await stream.send_eof()
-                        while await stream.receive_some(65536):
-                            pass
-                    finally:
-                        await trio.aclose_forcefully(stream)
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError) as e:
-                _error(errors, f"socket {type(e).__name__}")
-                continue
-            lat.append(time.perf_counter() - s)
-            done[0] += 1
-            last_close[0] = time.time()
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(min(clients, jobs)):
-            nursery.start_soon(worker)
-    t_sent = time.time()
+    for _ in range(jobs):
+        s = time.perf_counter()
+        try:
+            await trio.to_thread.run_sync(_send_file, host, sink_port, path, timeout, DIRECT_CHUNK)
+        except OSError as e:
+            _error(errors, f"socket {type(e).__name__}")
+            continue
+        lat.append(time.perf_counter() - s)
+        done += 1
+        last_close = time.time()
     if sinks is not None:
-        st = await _wait_sink(sinks, base_jobs + done[0], 30.0)
+        st = await _wait_sink(sinks, base_jobs + done, 30.0)
         delivered, nbytes, last = st.get("jobs", 0) - base_jobs, st.get("bytes", 0) - base_bytes, st.get("last")
     else:
-        delivered, nbytes, last = done[0], done[0] * len(data), last_close[0] or None
-    target = _delivery_target(jobs_sent=jobs, accepted=done[0], delivered=delivered, nbytes=nbytes, t0=t0,
-                              t_accepted=t_sent, last=last, lat=lat, errors=errors,
-                              node={"cpu_seconds": None, "peak_rss_bytes": None},
-                              phase={"kind": "delivery", "via": f"socket://{host}:{sink_port}",
-                                     "document_bytes": len(data), "jobs": jobs, "clients": clients, "started": t0})
-    target["rates"]["accepted_per_s"] = None  # nothing accepts here: it is the printer
-    target["latency_ms"] = {"deliver": target["latency_ms"]["accept"]}  # connect to close, per job
-    return target
+        delivered, nbytes, last = done, done * size, last_close
+    if delivered < done:
+        errors["not counted by the sink within 30 s"] = done - delivered
+    elif nbytes != done * size:
+        errors[f"sink counted {nbytes} bytes, not {done} x {size}"] = 1
+    span = (last - t0) if last is not None and delivered else 0.0
+    return {
+        "totals": {"submitted": jobs, "accepted": done, "delivered": delivered, "delivered_bytes": nbytes,
+                   "errors": dict(errors)},
+        "rates": {"accepted_per_s": None,  # nothing accepts here: it is the printer
+                  "delivered_per_s": delivered / span if span > 0 else 0.0,
+                  "delivered_bytes_per_s": nbytes / span if span > 0 else 0.0},
+        "latency_ms": {"deliver": new_summary([x * 1000 for x in lat])},  # connect to close, per job
+        "timeline": [],
+        "node": {"cpu_seconds": None, "peak_rss_bytes": None},
+        "phase": {"kind": "delivery", "via": f"socket://{host}:{sink_port}",
+                  "how": f"one job at a time, one connection each, read from {path} {DIRECT_CHUNK >> 10} KiB "
+                         "at a time; timed from the first connect to the sink's last byte counted",
+                  "document_bytes": size, "jobs": jobs, "started": t0, "seconds": round(span, 3)},
+    }
 
 
 # -- ratios ----------------------------------------------------------------------------------
@@ -410,14 +479,15 @@ def _doc(docs: Sequence[Any], name: str) -> Any:
     raise BenchError(f"the comparison needs the document {name} (documents.corpus makes it)")
 
 
-def _population(node: Any, want: int) -> list[str]:
-    """Users the node knows (the ledger denies unknown ones): up to ``want`` of the bench's."""
+def _population(node: Any, want: int, known: int) -> list[str]:
+    """Users the node knows (the ledger denies unknown ones): up to ``want`` of the bench's
+    (``run._population`` names them bench00001 ...; ``known`` of them exist)."""
     try:
         users = [u["name"] for u in json.loads(node.cli("users", "list", "--json"))
                  if str(u.get("name", "")).startswith("bench")]
     except (BenchError, ValueError, KeyError, TypeError):
         users = []
-    return sorted(users)[:max(1, want)] or ["bench"]
+    return sorted(users)[:max(1, want)] or [f"bench{i:05d}" for i in range(1, max(1, min(want, known)) + 1)]
 
 
 def _node_busy(node: Any) -> int:
@@ -465,13 +535,41 @@ def _median(runs: list[dict], key: str) -> dict:
     return best
 
 
-def run_comparison(opts: Any, node: Any, sinks: Any, docs: Sequence[Any]) -> tuple[dict[str, dict], dict]:
+def _card(user: str) -> str:
+    """``run._population``'s card of ``bench{i:05d}``."""
+    try:
+        return f"{0xB0000000 + int(user[len('bench'):]):08X}"
+    except ValueError:
+        raise BenchError(f"no card known for {user!r}: pass cards") from None
+
+
+def _device(node: Any, queue: str, name: str = "bench-compare") -> str:
+    """A new device standing at ``queue``'s printer; its key."""
+    for n in range(1, 100):
+        try:
+            out = node.cli("devices", "add", name if n == 1 else f"{name}-{n}", "--printer", queue)
+        except BenchError as e:
+            if "exist" in str(e).lower():
+                continue
+            raise
+        for line in out.splitlines():
+            if line.strip().startswith("spd_"):
+                return line.strip()
+        raise BenchError(f"no device key in: {out}")
+    raise BenchError(f"cannot add a device {name}")
+
+
+def run_comparison(opts: Any, node: Any, sinks: Any, docs: Sequence[Any],
+                   cards: Mapping[str, str] | None = None) -> tuple[dict[str, dict], dict]:
     """The comparison, synchronous, run by ``run.run`` after the main load while the node
     is up: returns (targets ``{"spoolproxy-accept", "cupsd", "spoolproxy-delivery",
     "sink"}``, ratios). ``node`` is a ``run.NodeProcess``, ``sinks`` a ``SinkProcess``
     with a socket sink, ``docs`` the corpus (``small.pdf`` and ``large.pdf``). Sizes from
     ``opts``: ``compare_seconds`` (10), ``compare_large_jobs`` (10), ``compare_rounds``
-    (1), ``clients`` (8) and ``drain`` (120 s, the longest wait for the node's backlog)."""
+    (1), ``clients`` (8) and ``drain`` (120 s, the longest wait for the node's backlog).
+    ``cards``: user -> card of the population (``run._population``'s); without, the card
+    of ``bench{i:05d}`` is ``f"{0xB0000000 + i:08X}"``. The large jobs' owner is the
+    first bench user the node knows."""
     seconds = float(getattr(opts, "compare_seconds", 10.0) or 10.0)
     large_jobs = int(getattr(opts, "compare_large_jobs", 10) or 10)
     rounds = max(1, int(getattr(opts, "compare_rounds", 1) or 1))
@@ -482,9 +580,11 @@ def run_comparison(opts: Any, node: Any, sinks: Any, docs: Sequence[Any]) -> tup
     small_data, large_data = Path(small.path).read_bytes(), Path(large.path).read_bytes()
     node_uri = f"ipp://127.0.0.1:{node.ipp_port}/ipp/print/{NODE_QUEUE}"
     node_pid = node.proc.pid if getattr(node, "proc", None) is not None else None
-    users = _population(node, clients)
+    users = _population(node, clients, int(getattr(opts, "users", 1) or 1))
     say = (lambda msg: print(f"compare: {msg}", file=sys.stderr, flush=True)) if live else (lambda msg: None)
 
+    if "socket" not in getattr(sinks, "ports", {}):
+        raise BenchError("the comparison needs the socket sink (SinkProcess kinds with \"socket\")")
     drain_node(node, sinks, drain)  # the main load's backlog, if the caller did not wait for it
     cupsd = Cupsd(sinks.ports["socket"])
     targets: dict[str, dict] = {}
@@ -520,13 +620,17 @@ def run_comparison(opts: Any, node: Any, sinks: Any, docs: Sequence[Any]) -> tup
     finally:
         cupsd.stop()
     _settle_sink(sinks)
-    dclients = min(clients, large_jobs)
+    owner = users[0]
+    card = (cards or {}).get(owner) or _card(owner)
+    key = _device(node, HOLD_QUEUE)
     targets["spoolproxy-delivery"] = trio.run(functools.partial(
-        delivery_phase_node, node_uri, sinks, large_data, jobs=large_jobs, clients=dclients, user=users,
-        pid=node_pid, timeout=max(drain, 60.0) + 60.0 * large_jobs))
+        delivery_phase_node, f"ipp://127.0.0.1:{node.ipp_port}/ipp/print/{HOLD_QUEUE}",
+        f"http://127.0.0.1:{node.web_port}", key, sinks, large_data, jobs=large_jobs,
+        owner=owner, card=card, clients=min(clients, large_jobs), pid=node_pid,
+        timeout=max(drain, 60.0) + 60.0 * large_jobs))
     say(f"node delivery: {targets['spoolproxy-delivery']['rates']['delivered_bytes_per_s'] / 1e6:.1f} MB/s")
     drain_node(node, sinks, drain)
     targets["sink"] = trio.run(functools.partial(
-        delivery_phase_direct, sinks.ports["socket"], large_data, jobs=large_jobs, clients=dclients, sinks=sinks))
+        delivery_phase_direct, sinks.ports["socket"], large.path, jobs=large_jobs, sinks=sinks))
     say(f"straight to the sink: {targets['sink']['rates']['delivered_bytes_per_s'] / 1e6:.1f} MB/s")
     return targets, ratios(targets)

@@ -31,8 +31,9 @@ from ..lpd import protocol as lpd_protocol
 from .documents import Doc
 
 IPP_QUEUES = {"direct": 5, "direct-ipp": 2, "secure": 2, "anywhere": 1}  # queue -> weight
-HELD = ("secure", "anywhere")
-MAX_RELEASE_TRIES = 400  # a held job no device lists after this many looks is left held (the books say so)
+HELD_AT = {"secure": ("secure",), "anywhere": ("p1", "p2")}  # held queue -> the printers that release it
+HELD = tuple(HELD_AT)
+GIVE_UP = 120.0  # seconds after which a held job its device never lists is left held (the books say so)
 
 
 @dataclass
@@ -47,7 +48,6 @@ class Submitted:
     job_id: int | None = None  # IPP: the node's id; LPD: found by name afterwards
     name: str = ""
     released: float | None = None  # a held job: when its release was answered
-    release_tries: int = 0  # devices that did not list it yet
 
 
 @dataclass
@@ -175,13 +175,15 @@ async def releaser(load: Load, tally: Tally, key: str, worker: int) -> None:
     rnd = random.Random(load.seed * 3000 + worker)
     async with httpx.AsyncClient(base_url=f"{load.web_base}/api/v1/device", timeout=120, trust_env=False,
                                  headers={"X-Device-Key": key}) as http:
+        here = load.devices[key]  # the printer this device stands at
         while True:  # until cancelled: held jobs are released after the printing stopped too
-            waiting = [u for u, jobs in tally.held.items() if jobs]
+            waiting = [u for u, jobs in tally.held.items() if any(here in HELD_AT[j.queue] for j in jobs)]
             if not waiting:
                 await trio.sleep(0.05)
                 continue
             user = rnd.choice(waiting)
-            jobs, tally.held[user] = tally.held[user], []
+            jobs = [j for j in tally.held[user] if here in HELD_AT[j.queue]]
+            tally.held[user] = [j for j in tally.held[user] if here not in HELD_AT[j.queue]]
             try:
                 r = await http.post("/login", json={"card": load.cards[user]})
                 if r.status_code != 200:
@@ -190,14 +192,10 @@ async def releaser(load: Load, tally: Tally, key: str, worker: int) -> None:
                     continue
                 auth = {"Authorization": f"Bearer {r.json()['token']}"}
                 listed = await http.get("/jobs", headers=auth)
-                here = load.devices[key]  # only what may print at this device's printer
-                ids = {j["id"] for j in listed.json().get("jobs", []) if here in j.get("printers", (here,))} \
-                    if listed.status_code == 200 else set()
+                ids = {j["id"] for j in listed.json().get("jobs", [])} if listed.status_code == 200 else set()
                 mine = [j for j in jobs if j.job_id in ids]
-                later = [j for j in jobs if j.job_id not in ids]  # not listed yet (being counted), or elsewhere
-                for j in later:
-                    j.release_tries += 1
-                tally.held.setdefault(user, []).extend(j for j in later if j.release_tries < MAX_RELEASE_TRIES)
+                now = time.time()  # the others are not listed yet (still being counted): later
+                tally.held[user].extend(j for j in jobs if j.job_id not in ids and now - j.accepted < GIVE_UP)
                 if mine:
                     t0 = time.time()
                     r = await http.post("/release", json={"jobs": [j.job_id for j in mine]}, headers=auth)

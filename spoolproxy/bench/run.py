@@ -41,6 +41,8 @@ from .sinks import SinkProcess
 
 CREDIT = 1_000_000  # minor units per user: nobody runs out during a run
 PRICES = {"gray": 10, "color": 40}
+STATE_NAMES = {3: "pending", 4: "pending-held", 5: "processing", 6: "processing-stopped", 7: "canceled",
+               8: "aborted", 9: "completed"}
 
 
 @dataclass
@@ -232,7 +234,7 @@ def run(opts: Options) -> dict:
         extra: tuple[dict, dict] = ({}, {})
         if opts.compare:
             from .comparison import run_comparison
-            extra = run_comparison(opts, node, sinks, docs)
+            extra = run_comparison(opts, node, sinks, docs, cards=cards)
     result = build_result(opts, tally, jobs, txns, balances, stats)
     if tally.offline:
         result["offline"] = tally.offline
@@ -420,6 +422,7 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
     problems: list[str] = []
     deliver_ms, release_ms = [], []
     completed = 0
+    ended: dict[str, int] = {}  # final state (and reason) of the accepted jobs that were not delivered
     for s in tally.jobs:
         rec = by_id.get(s.job_id) if s.job_id else by_name.get(s.name)
         if rec is None:
@@ -433,10 +436,13 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
                     release_ms.append((rec["completed"] - s.released) * 1000)
                 else:
                     deliver_ms.append((rec["completed"] - rec["created"]) * 1000)
-        elif rec["state"] in (7, 8):
+        else:
+            why = f"{STATE_NAMES.get(rec['state'], rec['state'])}: {', '.join(rec.get('state_reasons') or [])}"
+            ended[why] = ended.get(why, 0) + 1
+        if rec["state"] in (7, 8):
             if not rec.get("state_reasons"):
                 problems.append(f"job {rec['id']} ended {rec['state']} without a reason")
-        elif rec["state"] != 4:
+        elif rec["state"] not in (4, 9):
             problems.append(f"job {rec['id']} is still in state {rec['state']} after the drain")
     received = sum(v.get("jobs", 0) for v in sinks.values())
     if received != completed:
@@ -471,7 +477,7 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
                    "delivered": completed, "released": sum(1 for s in tally.jobs if s.released is not None),
                    "errors": dict(tally.errors),
                    "by_protocol": {via: sum(1 for s in tally.jobs if s.via == via) for via in ("ipp", "lpd")},
-                   "held": sum(1 for s in tally.jobs if s.queue in HELD)},
+                   "held": sum(1 for s in tally.jobs if s.queue in HELD), "not_delivered": ended},
         "rates": {"accepted_per_s": len(tally.jobs) / duration if duration else 0.0,
                   "delivered_per_s": completed / delivering if delivering else 0.0,
                   "delivered_bytes_per_s": sum(v.get("bytes", 0) for v in sinks.values()) / delivering

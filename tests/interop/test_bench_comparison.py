@@ -1,10 +1,12 @@
 """`spoolproxy bench run --compare`'s comparison at a tiny scale: a real node and the
 sink printers set up as `bench run` does, a private cupsd with a raw queue to the same
-socket sink, the accept phases against both and the large-job delivery through the node
-and straight to the sink. The ratios must be there and printed; no timing is asserted
+socket sink, the accept phases against both, and the large-job delivery: held in the
+node's Secure Print queue, counted, released by one device call and timed to the sink's
+last byte, against the same file sent straight to the sink one job at a time. The ratios must be there and printed; no timing is asserted
 (benchmarks report, tests assert)."""
 from __future__ import annotations
 
+import io
 import math
 from types import SimpleNamespace
 
@@ -24,9 +26,8 @@ LARGE_JOBS = 4
 
 def _text(renderable) -> str:
     from rich.console import Console
-    console = Console(width=200, record=True, color_system=None)
-    with console.capture():
-        console.print(renderable)
+    console = Console(width=200, record=True, color_system=None, file=io.StringIO())
+    console.print(renderable)
     return console.export_text()
 
 
@@ -40,8 +41,8 @@ def test_comparison_against_cupsd_and_the_sink(tmp_path):
     with SinkProcess(tmp_path / "sinks", kinds=("socket", "lpd", "ipp")) as sinks:
         node = NodeProcess(tmp_path, sinks, fsync=True).start()
         try:
-            _population(node, 8, tmp_path)
-            targets, rat = run_comparison(opts, node, sinks, docs)
+            _, cards = _population(node, 8, tmp_path)
+            targets, rat = run_comparison(opts, node, sinks, docs, cards=cards)
         finally:
             node.stop()
     failure = f"node log:\n{node.log_tail()}\ntargets: {targets}"
@@ -58,6 +59,12 @@ def test_comparison_against_cupsd_and_the_sink(tmp_path):
         assert t["totals"]["delivered"] == LARGE_JOBS, (name, t["totals"])
         assert t["totals"]["delivered_bytes"] == LARGE_JOBS * large.size, (name, t["totals"])
         assert t["rates"]["delivered_bytes_per_s"] > 0, (name, t["rates"])
+        assert t["rates"]["accepted_per_s"] is None, (name, t["rates"])  # delivery only
+    node_phase = targets["spoolproxy-delivery"]["phase"]
+    assert node_phase["via"].endswith("/ipp/print/secure"), node_phase
+    assert targets["spoolproxy-delivery"]["totals"]["released"] == LARGE_JOBS, failure
+    assert node_phase["release_ms"] is not None and node_phase["started"] > 0, node_phase
+    assert targets["sink"]["latency_ms"]["deliver"]["n"] == LARGE_JOBS, targets["sink"]
 
     accept = rat["spoolproxy/cupsd"]["accepted_per_s"]
     delivery = rat["spoolproxy/sink"]["delivered_bytes_per_s"]
