@@ -93,28 +93,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
-def answers_as_cups(port: int) -> bool:
-    """Something on the port answers HTTP as CUPS (not merely: something listens)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 8192:
-                data = s.recv(4096)
-                if not data:
-                    break
-                head += data
-    except OSError:
-        return False
-    return b"\nserver: cups" in head.lower()
 
 
 def tail(path: Path, lines: int = 40) -> str:

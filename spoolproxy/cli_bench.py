@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MIX = "small.pdf=6,mixed.pdf=3,report.pdf=1,doc.ps=1,doc.pcl=1,doc.pxl=1,doc.pwg=1"
-DEFAULT_CACHE = Path.home() / ".cache" / "spoolproxy-bench"
+from .bench import DEFAULT_CACHE, DEFAULT_MIX
 
 
 def add_parsers(sub: Any) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import trio
 
 from .. import __version__
-from ..cli_bench import DEFAULT_CACHE, DEFAULT_MIX
+from . import DEFAULT_CACHE, DEFAULT_MIX
 from .documents import corpus, mix
 from .errors import BenchError
 from .load import HELD, Load, Tally, ipp_client, lpd_client_task, monitor, releaser
