@@ -36,6 +36,8 @@ def add_parsers(sub: Any) -> None:
                     help="then the same small-PDF load against cupsd and large jobs straight to the sink: ratios")
     sp.add_argument("--compare-seconds", type=float, default=10.0, help="length of each accept phase (default 10)")
     sp.add_argument("--compare-large-jobs", type=int, default=10, help="large jobs per delivery phase (default 10)")
+    sp.add_argument("--compare-rounds", type=int, default=1,
+                    help="rounds of each comparison phase, taking turns; the median round counts (default 1)")
     sp.set_defaults(func=cmd_run)
     from .bench.report import add_compare_parser  # light: no matplotlib, no rich at import
     add_compare_parser(bsub)
@@ -51,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    users=args.users, mix=args.mix, out=args.out, label=args.label, cache=args.cache,
                    fsync=args.fsync, keep=args.keep, live=args.live, compare=args.compare,
                    compare_seconds=args.compare_seconds, compare_large_jobs=args.compare_large_jobs,
+                   compare_rounds=args.compare_rounds,
                    offline=args.offline, offline_at=args.offline_at)
     try:
         result = run(opts)

@@ -16,6 +16,8 @@ at-least-once and cannot be closed with this protocol.
 """
 from __future__ import annotations
 
+import io
+import os
 from urllib.parse import urlsplit
 
 import trio
@@ -28,6 +30,7 @@ from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, P
                    progress)
 
 DEFAULT_PORT = 9100
+SENDFILE_CHUNK = 1 << 20  # per call: a checkpoint between calls (a cold page cache reads in the loop)
 
 
 
@@ -83,10 +86,7 @@ class SocketBackend(Backend):
         stream = await self._connect()
         try:
             try:
-                async with ctx.document(doc) as chunks:
-                    async for chunk in chunks:
-                        with trio.fail_after(self.timeout):
-                            await stream.send_all(chunk)
+                await self._send_file(stream, ctx, doc)
             except SpoolError as e:
                 raise JobRejected(f"document {doc.number}: {e}", ["document-access-error"]) from None
             try:
@@ -109,6 +109,39 @@ class SocketBackend(Backend):
             raise PrinterOffline(f"connection lost: {describe_error(e)}") from None
         finally:
             await trio.aclose_forcefully(stream)
+
+    async def _send_file(self, stream: trio.SocketStream, ctx: DeliveryContext, doc) -> None:
+        """The spool file to the socket with sendfile(2): the kernel copies from the page
+        cache, with no thread hop and no Python buffer per chunk. Falls back to reading
+        chunks when the store does not hand out plain files."""
+        f = ctx.store.open_document(doc)  # DocumentMissing: the caller rejects the job
+        if hasattr(f, "__await__"):
+            f = await f
+        try:
+            fd = f.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            fd = -1
+        if fd < 0 or not hasattr(os, "sendfile"):
+            f.close()
+            async with ctx.document(doc) as chunks:
+                async for chunk in chunks:
+                    with trio.fail_after(self.timeout):
+                        await stream.send_all(chunk)
+            return
+        with f:
+            size = os.fstat(fd).st_size
+            sock = stream.socket
+            offset = 0
+            while offset < size:
+                with trio.fail_after(self.timeout):
+                    await trio.lowlevel.wait_writable(sock)
+                try:
+                    sent = os.sendfile(sock.fileno(), fd, offset, min(size - offset, SENDFILE_CHUNK))
+                except BlockingIOError:
+                    continue
+                if sent == 0:
+                    raise SpoolError(f"spool file {doc.path} ended at {offset} of {size} bytes")
+                offset += sent
 
     async def probe(self) -> None:
         """Connect and close without sending anything (no job for the printer)."""

@@ -807,6 +807,22 @@ async def test_socket_delivery_byte_identical(nursery, store, state):
     assert up.status("q").attributes is None and up.status("q").reachable is True
 
 
+async def test_socket_delivery_without_a_plain_file_reads_chunks(nursery, store, state, monkeypatch):
+    """sendfile needs a file descriptor; a store that hands out something else (here an
+    in-memory file) is read in chunks instead, with the same bytes at the printer."""
+    import io
+    sink = await Sink().start(nursery)
+    data = os.urandom(700_000)
+    job = await add_job(store, "q", [(data, "application/pdf")])
+    real = store.open_document
+    monkeypatch.setattr(store, "open_document", lambda doc: io.BytesIO(real(doc).read()))
+    up = Upstream(make_settings(state, {"q": sink.uri}), store)
+    async with running(up):
+        await wait_until(lambda: final(job))
+    assert job.state == JobState.COMPLETED, job.state_message
+    assert digests(sink.docs) == digests([data])
+
+
 async def test_socket_connection_lost_resends_the_whole_document(nursery, store, state):
     sink = await Sink().start(nursery)
     sink.break_after = 100_000
