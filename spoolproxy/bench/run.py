@@ -314,6 +314,9 @@ async def offline_phase(site: NodeProcess, primary: NodeProcess, tally: Tally, o
             "entries": journaled, "journal_growth": after.get("journal", 0) - before.get("journal", 0),
             "replay_seconds": round(replayed - restored, 3) if replayed else None,
             "replay_per_s": round(journaled / (replayed - restored), 1) if replayed and replayed > restored else None,
+            # what happened, apart from how long it took
+            "went_offline": detected is not None, "replayed": replayed is not None,
+            "unsent_after": after.get("unsent", 0),
         }
 
 

@@ -48,8 +48,9 @@ def test_a_short_run_with_an_offline_phase_balances_the_books(tmp_path, bench_ca
     assert totals["held"] == totals["released"], totals
     assert t["timeline"] and t["node"]["peak_rss_bytes"] > 0
     off = result["offline"]
-    assert off["seconds"] >= 3 and off["detected_after"] is not None and off["detected_after"] < off["seconds"], off
-    assert off["entries"] > 0 and off["replay_seconds"] is not None, off  # charged offline, then replayed
+    # the site noticed, journaled charges while cut off, and the primary took every one of them
+    assert off["went_offline"] and off["replayed"] and off["unsent_after"] == 0, off
+    assert off["entries"] > 0 and off["journal_growth"] >= off["entries"], off
     assert result["label"] == "ci"
     png = path.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
