@@ -315,8 +315,7 @@ async def offline_phase(site: NodeProcess, primary: NodeProcess, tally: Tally, o
             "replay_seconds": round(replayed - restored, 3) if replayed else None,
             "replay_per_s": round(journaled / (replayed - restored), 1) if replayed and replayed > restored else None,
             # what happened, apart from how long it took
-            "went_offline": detected is not None, "replayed": replayed is not None,
-            "unsent_after": after.get("unsent", 0),
+            "went_offline": detected is not None, "replayed": replayed is not None,  # unsent reached 0
         }
 
 
