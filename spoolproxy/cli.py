@@ -577,6 +577,19 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stage_rows(job: Any, stages: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    if isinstance(stages.get("analysed"), (int, float)):
+        rows.append(("analysed", f"{(stages['analysed'] - job.created) * 1000:.1f} ms after it arrived"))
+    if isinstance(stages.get("admit_ms"), (int, float)):
+        rows.append(("admission", f"{stages['admit_ms']:.3f} ms (filters, cost, credit check)"))
+    if isinstance(stages.get("charge_ms"), (int, float)):
+        rows.append(("charge", f"{stages['charge_ms']:.3f} ms (the debit, durable)"))
+    if job.completed:
+        rows.append(("completed", f"{(job.completed - job.created) * 1000:.1f} ms after it arrived"))
+    return rows
+
+
 def cmd_jobs_show(args: argparse.Namespace) -> int:
     settings = _store_settings(args)
     with open_store(settings) as store:
@@ -627,6 +640,11 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
         for k, v in (("account", charge.get("account")), ("cost", money(int(charge.get("cost", 0)))),
                      ("how", charge.get("detail", "")), ("status", status),
                      ("filters", ", ".join(charge.get("applied") or ()) or "-")):
+            print(f"  {k:<17} {v}")
+    stages = job.extra.get("stages") if isinstance(job.extra, dict) else None
+    if stages:  # how long the job path took (spool.job.record_stage)
+        print("timing")
+        for k, v in _stage_rows(job, stages):
             print(f"  {k:<17} {v}")
     counted = job.extra.get("printer_pages") if isinstance(job.extra, dict) else None
     if counted:  # the printer's page counter over SNMP, before and after this job

@@ -25,6 +25,9 @@ def add_parsers(sub: Any) -> None:
     sp.add_argument("--label", default="", help="a name for this run in the report")
     sp.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the documents are cached")
     sp.add_argument("--no-fsync", dest="fsync", action="store_false", help="the node without fsync")
+    sp.add_argument("--printers", choices=("sinks", "ippeveprinter"), default="sinks",
+                    help="sinks: built-in printers that accept as fast as the network allows (default); "
+                         "ippeveprinter: one CUPS ippeveprinter per printer queue, one job at a time")
     sp.add_argument("--keep", action="store_true", help="keep the work directory (node state, logs)")
     sp.add_argument("--no-live", dest="live", action="store_false", help="no live display")
     sp.add_argument("--offline", type=float, default=0.0, metavar="SECONDS",
@@ -54,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    fsync=args.fsync, keep=args.keep, live=args.live, compare=args.compare,
                    compare_seconds=args.compare_seconds, compare_large_jobs=args.compare_large_jobs,
                    compare_rounds=args.compare_rounds,
-                   offline=args.offline, offline_at=args.offline_at)
+                   offline=args.offline, offline_at=args.offline_at, printers=args.printers)
     try:
         result = run(opts)
     except BenchError as e:

@@ -58,6 +58,7 @@ class Tally:
     release_ms: list[float] = field(default_factory=list)
     samples: list[dict] = field(default_factory=list)  # the monitor's intervals
     held: dict[str, list[Submitted]] = field(default_factory=dict)  # user -> jobs waiting for release
+    releasing: int = 0  # releasers in the middle of a login-list-release (their jobs are out of held)
     stop: trio.Event = field(default_factory=trio.Event)  # the printing stops (releasers go on)
     duration: float = 0.0  # seconds of printing
     offline: dict | None = None  # what the offline phase measured (run.offline_phase)
@@ -184,10 +185,12 @@ async def releaser(load: Load, tally: Tally, key: str, worker: int) -> None:
             user = rnd.choice(waiting)
             jobs = [j for j in tally.held[user] if here in HELD_AT[j.queue]]
             tally.held[user] = [j for j in tally.held[user] if here not in HELD_AT[j.queue]]
+            tally.releasing += 1  # taken out of tally.held: the run waits for this, too
             try:
                 r = await http.post("/login", json={"card": load.cards[user]})
                 if r.status_code != 200:
                     tally.error(f"login {r.status_code}")
+                    tally.held[user].extend(jobs)  # try again later
                     await trio.sleep(0.05)
                     continue
                 auth = {"Authorization": f"Bearer {r.json()['token']}"}
@@ -212,8 +215,11 @@ async def releaser(load: Load, tally: Tally, key: str, worker: int) -> None:
                 await http.post("/logout", headers=auth)
             except httpx.HTTPError as e:
                 tally.error(f"device {type(e).__name__}")
-                tally.held.setdefault(user, []).extend(j for j in jobs if j.released is None)
+                back = {id(j) for j in tally.held.setdefault(user, [])}  # some may be back already
+                tally.held[user].extend(j for j in jobs if j.released is None and id(j) not in back)
                 mine = []
+            finally:
+                tally.releasing -= 1
             await trio.sleep(0 if mine else 0.05)
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 KIND = "spoolproxy-bench"
 VERSION = 1
 STAGES = ("accept", "deliver", "release")  # the usual order; other stages follow, sorted
+INSIDE_STAGES = ("analyse", "admit", "charge")  # timed by the node itself (job.extra["stages"])
 PERCENTILES = (50, 90, 99)
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -286,7 +287,7 @@ def summary(result: dict[str, Any]) -> Any:
     for heading in ("accepted/s", "delivered/s", "delivered MB/s", "accept ms p50/p99", "deliver ms p50/p99",
                     "release ms p50/p99", "errors", "node CPU s", "peak RSS MiB"):
         table.add_column(heading, justify="right")
-    error_lines = []
+    error_lines, stage_lines = [], []
     for name, t in _targets(result).items():
         def pair(stage: str, t: dict[str, Any] = t) -> str:
             lat = _dig(t, "latency_ms", stage)
@@ -297,11 +298,14 @@ def summary(result: dict[str, Any]) -> Any:
                       pair("accept"), pair("deliver"), pair("release"),
                       _fmt(_errors_total(t)), _fmt(_num(_dig(t, "node", "cpu_seconds"))),
                       _fmt(_scaled(_dig(t, "node", "peak_rss_bytes"), MIB)))
+        inside = [f"{stage} {pair(stage)}" for stage in INSIDE_STAGES if _dig(t, "latency_ms", stage, "n")]
+        if inside:  # the node's own stages, from its job records
+            stage_lines.append(Text(f"stages {name} (ms p50 / p99): " + ", ".join(inside)))
         errors = _dig(t, "totals", "errors")
         if isinstance(errors, dict) and any(_num(v) for v in errors.values()):
             error_lines.append(Text(f"errors {name}: " + ", ".join(
                 f"{kind} {v}" for kind, v in errors.items() if _num(v)), style="red"))
-    parts: list[Any] = [table, *error_lines]
+    parts: list[Any] = [table, *stage_lines, *error_lines]
     ratios = _dig(result, "ratios")
     for pair_name, metrics in (ratios.items() if isinstance(ratios, dict) else ()):
         for metric, value in (metrics.items() if isinstance(metrics, dict) else ()):

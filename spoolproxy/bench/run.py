@@ -1,7 +1,8 @@
 """``spoolproxy bench run``: a load test of a real node, end to end.
 
-It sets up, in a temporary directory: the sink printers (``sinks``, their own
-process), a node (``spoolproxy serve``, its own process, ``fsync`` on as in
+It sets up, in a temporary directory: the printers (the sink printers of ``sinks``
+in their own process, or with ``--printers ippeveprinter`` an ippeveprinter per
+printer queue, ``eve``), a node (``spoolproxy serve``, its own process, ``fsync`` on as in
 production) with direct queues to each sink, a Secure Print queue and a Find-Me
 group, a population of users with cards and credit, and a device at each releasing
 printer. Then it runs the load (``load``) for ``--seconds`` or ``--jobs``, with a
@@ -10,8 +11,8 @@ accepted; reads back every job and the ledger and checks the books; and writes t
 result as JSON and a PNG plot (``report``).
 
 The books: every job the node acknowledged is found again and is delivered, or
-ended with a reason (aborted, canceled), or still held; the sinks received as many
-jobs as the node completed; every completed job is charged exactly once; and each
+ended with a reason (aborted, canceled), or still held; the printers received as
+many jobs as the node completed; every completed job is charged exactly once; and each
 user's balance moved by exactly what their charges add up to.
 """
 from __future__ import annotations
@@ -69,12 +70,41 @@ class Options:
     compare_rounds: int = 1
     offline: float = 0.0  # seconds the primary is unreachable (0: a standalone node, no offline phase)
     offline_at: float | None = None  # seconds into the run it goes away (default: a third of --seconds)
+    printers: str = "sinks"  # or "ippeveprinter" (eve.EvePrinters)
+
+
+PRINTER_QUEUES = ("direct", "direct-lpd", "direct-ipp", "secure", "p1", "p2")
+
+
+def sink_printers(sinks: SinkProcess) -> dict[str, str]:
+    """The queues' printers on the sinks: each protocol once, the releasing printers shared."""
+    return {"direct": sinks.uri("socket"), "direct-lpd": sinks.uri("lpd", "q"), "direct-ipp": sinks.uri("ipp"),
+            "secure": sinks.uri("socket"), "p1": sinks.uri("socket"), "p2": sinks.uri("ipp")}
+
+
+@contextlib.contextmanager
+def printers_for(opts: Options, work: Path) -> Iterator[tuple[Any, dict[str, str]]]:
+    """The printers of ``opts.printers``: (the object with ``stats()``, queue -> URI)."""
+    if opts.printers == "ippeveprinter":
+        from .eve import EvePrinters
+        with EvePrinters(work / "printers", PRINTER_QUEUES) as eve:
+            yield eve, {q: eve.uri(q) for q in PRINTER_QUEUES}
+    else:
+        with SinkProcess(work / "sinks", kinds=("socket", "lpd", "ipp")) as sinks:
+            yield sinks, sink_printers(sinks)
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    """The node and its CLI run the spoolproxy this bench is (as the sinks do), not
+    whatever another install puts first on the path."""
+    root = str(Path(__file__).resolve().parents[2])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
 
 
 def _toml(value: Any) -> str:
@@ -84,19 +114,20 @@ def _toml(value: Any) -> str:
 class NodeProcess:
     """``python -m spoolproxy serve`` with the bench's queues, in ``workdir``."""
 
-    def __init__(self, workdir: Path, sinks: SinkProcess, *, fsync: bool, name: str = "bench",
+    def __init__(self, workdir: Path, printers: dict[str, str], *, fsync: bool, name: str = "bench",
                  role: str = "standalone", sync: dict | None = None) -> None:
+        """``printers``: the printer URI of each printer queue (PRINTER_QUEUES)."""
         self.workdir = workdir
         self.name = name
         self.ipp_port, self.lpd_port, self.web_port = _free_port(), _free_port(), _free_port()
         self.state = workdir / f"{name}-state"
         queues = {
-            "direct": {"printer": sinks.uri("socket"), "default": True},
-            "direct-lpd": {"printer": sinks.uri("lpd", "q")},
-            "direct-ipp": {"printer": sinks.uri("ipp")},
-            "secure": {"printer": sinks.uri("socket"), "mode": "hold"},
-            "p1": {"printer": sinks.uri("socket")},
-            "p2": {"printer": sinks.uri("ipp")},
+            "direct": {"printer": printers["direct"], "default": True},
+            "direct-lpd": {"printer": printers["direct-lpd"]},
+            "direct-ipp": {"printer": printers["direct-ipp"]},
+            "secure": {"printer": printers["secure"], "mode": "hold"},
+            "p1": {"printer": printers["p1"]},
+            "p2": {"printer": printers["p2"]},
             "anywhere": {"mode": "findme", "printers": ["p1", "p2"], "load_balance": True},
         }
         lines = [f'[node]\nname = "{name}"\nrole = "{role}"\nstate_dir = "{self.state}"\nfsync = {_toml(fsync)}\n'
@@ -118,7 +149,8 @@ class NodeProcess:
 
     def start(self, timeout: float = 60) -> "NodeProcess":
         self.proc = subprocess.Popen([sys.executable, "-m", "spoolproxy", "serve", "--config", str(self.config)],
-                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.workdir)
+                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.workdir,
+                                     env=_env())
         deadline = time.monotonic() + timeout
         for port in (self.ipp_port, self.lpd_port, self.web_port):
             while True:
@@ -140,7 +172,8 @@ class NodeProcess:
 
     def cli(self, *args: str, input: str | None = None) -> str:
         proc = subprocess.run([sys.executable, "-m", "spoolproxy", *args, "--config", str(self.config)],
-                              capture_output=True, text=True, input=input, timeout=300, cwd=self.workdir)
+                              capture_output=True, text=True, input=input, timeout=300, cwd=self.workdir,
+                              env=_env())
         if proc.returncode != 0:
             raise BenchError(f"spoolproxy {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
@@ -201,21 +234,22 @@ def run(opts: Options) -> dict:
 
     docs = corpus(opts.cache)
     pick = mix(docs, _weights(opts.mix))
-    with _workdir(opts) as work, SinkProcess(work / "sinks", kinds=("socket", "lpd", "ipp")) as sinks, \
-            contextlib.ExitStack() as nodes:
+    if opts.compare and opts.printers != "sinks":
+        raise BenchError("--compare measures against the sink printers: leave --printers at sinks")
+    with _workdir(opts) as work, printers_for(opts, work) as (sinks, uris), contextlib.ExitStack() as nodes:
         primary = None
         if opts.offline:  # the measured node is a site of a primary that goes away for a while
-            primary = NodeProcess(work, sinks, fsync=opts.fsync, name="primary", role="primary").start()
+            primary = NodeProcess(work, uris, fsync=opts.fsync, name="primary", role="primary").start()
             nodes.callback(primary.stop)
             key = primary.cli("sites", "add", "site1").strip().splitlines()[-1].strip()
             users, cards = _population(primary, opts.users, work)
-            node = NodeProcess(work, sinks, fsync=opts.fsync, name="site1", role="site",
+            node = NodeProcess(work, uris, fsync=opts.fsync, name="site1", role="site",
                                sync={"primary": f"http://127.0.0.1:{primary.web_port}", "key": key,
                                      "heartbeat": 0.5, "offline_after": 2.0, "timeout": 1.0}).start()
             nodes.callback(node.stop)
             _wait_synced(node, len(users))
         else:
-            node = NodeProcess(work, sinks, fsync=opts.fsync).start()
+            node = NodeProcess(work, uris, fsync=opts.fsync).start()
             nodes.callback(node.stop)
             users, cards = _population(node, opts.users, work)
         ledger = primary or node  # where the books are kept
@@ -223,7 +257,7 @@ def run(opts: Options) -> dict:
         load = Load(ipp_base=f"ipp://127.0.0.1:{node.ipp_port}/ipp/print", lpd_port=node.lpd_port,
                     web_base=f"http://127.0.0.1:{node.web_port}", docs=docs, pick_doc=pick, users=users,
                     cards=cards, devices=devices, max_jobs=opts.jobs, seed=opts.seed)
-        tally = trio.run(_drive, load, opts, node, sinks, primary)
+        tally = trio.run(_drive, load, opts, node, sinks, primary)  # sinks: the printers, either kind
         _drain(node, tally, opts.drain)
         if primary is not None:
             _wait_replayed(node, opts.drain)
@@ -330,7 +364,7 @@ def _weights(text: str) -> dict[str, float]:
     return out
 
 
-async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: SinkProcess,
+async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: Any,
                  primary: NodeProcess | None = None) -> Tally:
     tally = Tally()
     delivered = lambda: sum(s.get("jobs", 0) for s in sinks.stats().values())  # noqa: E731
@@ -366,7 +400,7 @@ async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: SinkProces
             nursery.cancel_scope.cancel()
         tally.duration = time.time() - tally.started
         with trio.move_on_after(opts.drain):  # what is held gets released; an offline phase ends
-            while any(tally.held.values()) or (primary is not None and tally.offline is None):
+            while any(tally.held.values()) or tally.releasing or (primary is not None and tally.offline is None):
                 await trio.sleep(0.1)
         outer.cancel_scope.cancel()
     if live is not None:
@@ -422,8 +456,8 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
     by_id = {j["id"]: j for j in jobs}
     by_name = {j["name"]: j for j in jobs if j.get("name", "").startswith("bench-lpd-")}
     problems: list[str] = []
-    deliver_ms, release_ms = [], []
-    completed = 0
+    deliver_ms, release_ms, analyse_ms, admit_ms, charge_ms = [], [], [], [], []
+    completed = released = 0
     ended: dict[str, int] = {}  # final state (and reason) of the accepted jobs that were not delivered
     for s in tally.jobs:
         rec = by_id.get(s.job_id) if s.job_id else by_name.get(s.name)
@@ -431,12 +465,24 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
             problems.append(f"{s.via} job {s.job_id or s.name} was acknowledged but the node has no record of it")
             continue
         s.job_id = rec["id"]
+        extra = rec.get("extra") or {}
+        stages = extra.get("stages") or {}
+        if "analysed" in stages:
+            analyse_ms.append((stages["analysed"] - rec["created"]) * 1000)
+        if "admit_ms" in stages:
+            admit_ms.append(stages["admit_ms"])
+        if "charge_ms" in stages:
+            charge_ms.append(stages["charge_ms"])
+        # released: what the node recorded, not what the releaser saw answered (a release
+        # whose answer was lost to an HTTP error still released the job)
+        release_at = (extra.get("release") or {}).get("at")
+        released += release_at is not None
         if rec["state"] == 9:
             completed += 1
             if rec.get("completed"):
-                if s.released is not None:
-                    release_ms.append((rec["completed"] - s.released) * 1000)
-                else:
+                if release_at is not None:
+                    release_ms.append((rec["completed"] - release_at) * 1000)
+                elif s.queue not in HELD:
                     deliver_ms.append((rec["completed"] - rec["created"]) * 1000)
         else:
             why = f"{STATE_NAMES.get(rec['state'], rec['state'])}: {', '.join(rec.get('state_reasons') or [])}"
@@ -476,7 +522,7 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
     accepted_bytes = sum(s.size for s in tally.jobs)
     target = {
         "totals": {"submitted": len(tally.jobs) + sum(tally.errors.values()), "accepted": len(tally.jobs),
-                   "delivered": completed, "released": sum(1 for s in tally.jobs if s.released is not None),
+                   "delivered": completed, "released": released,
                    "errors": dict(tally.errors),
                    "by_protocol": {via: sum(1 for s in tally.jobs if s.via == via) for via in ("ipp", "lpd")},
                    "held": sum(1 for s in tally.jobs if s.queue in HELD), "not_delivered": ended},
@@ -485,7 +531,12 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
                   "delivered_bytes_per_s": sum(v.get("bytes", 0) for v in sinks.values()) / delivering
                   if delivering else 0.0,
                   "accepted_bytes": accepted_bytes},
+        # accept and release_request as the clients saw them; the others from the node's records:
+        # analyse (arrival to counted), admit (filters, cost, credit check), charge (the durable
+        # debit), deliver (arrival to printed, direct queues), release (released to printed)
         "latency_ms": {"accept": new_summary([(s.accepted - s.sent) * 1000 for s in tally.jobs]),
+                       "analyse": new_summary(analyse_ms), "admit": new_summary(admit_ms),
+                       "charge": new_summary(charge_ms),
                        "deliver": new_summary(deliver_ms), "release": new_summary(release_ms),
                        "release_request": new_summary(tally.release_ms)},
         "timeline": tally.samples,

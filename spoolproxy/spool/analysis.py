@@ -25,7 +25,7 @@ import trio_parallel
 
 from .. import pdl
 from ..ipp.model import JobState
-from .job import Job, job_totals
+from .job import Job, job_totals, record_stage
 from .store import JobStore
 
 log = logging.getLogger("spoolproxy.analysis")
@@ -138,11 +138,14 @@ class Analyzer:
         if self.store.get(job.id) is not job:  # deleted (purged) meanwhile
             return
         job.analyzed = True
+        record_stage(job, "analysed", time.time())
         failed = [d for d in job.documents if "error" in (d.analysis or {})]
         if failed and not job.is_final:
             self._uncountable(job, failed, getattr(q, "uncountable", "print"))
         if self.admission is not None and not job.is_final:
+            t0 = time.perf_counter()
             await self.admission.admit(job, functools.partial(self._call, limiter=limiter))
+            record_stage(job, "admit_ms", (time.perf_counter() - t0) * 1000)
         replaced = job.extra.pop("replaced_files", [])
         await self.store.save(job)
         for name in replaced:  # the originals of converted documents (recover() would too)

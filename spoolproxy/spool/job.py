@@ -106,6 +106,14 @@ _DOC_FIELDS = tuple(f.name for f in dataclasses.fields(Document))
 _DELIVERY_FIELDS = tuple(f.name for f in dataclasses.fields(Delivery))
 
 
+def record_stage(job: Job, name: str, value: float) -> None:
+    """Note when a stage of the job path ended (unix time) or how long it took (ms), in
+    ``job.extra["stages"]``: saved with the job, shown by ``jobs show``, read by the
+    load test for its per-stage latencies. Recorded only the first time (a job
+    re-admitted or re-delivered after a restart keeps its first figures)."""
+    job.extra.setdefault("stages", {}).setdefault(name, round(value, 6))
+
+
 def job_totals(job: Job) -> dict[str, int] | None:
     """pages, impressions, color_impressions and sheets of the whole job (document
     copies included, IPP copies not), or None while any document is not counted."""

@@ -38,7 +38,7 @@ import trio
 from ..config import QueueSettings, Settings
 from ..ipp.model import JobState, PrinterState
 from ..spool.errors import SpoolError
-from ..spool.job import Delivery, Job
+from ..spool.job import Delivery, Job, record_stage
 from .backoff import Backoff
 from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, PrinterOffline,
                    PrinterStatus)
@@ -249,11 +249,14 @@ class Lane:
             job.extra.pop("upstream", None)
         if self.charger is not None:
             from ..ledger.charge import ChargeRefused
+            t0 = time.perf_counter()
             try:
                 await self.charger.charge(job)  # the credit is checked again, now
             except ChargeRefused as e:
                 await self._finish(job, Outcome(JobState.ABORTED, [e.reason], str(e)))
                 return
+            if (job.extra.get("charge") or {}).get("txn"):  # the debit, durable (or journaled)
+                record_stage(job, "charge_ms", (time.perf_counter() - t0) * 1000)
             if job.state not in (JobState.PENDING, *IN_FLIGHT):
                 await self.store.save(job)  # canceled during the charge: the save refunds it
                 return

@@ -16,7 +16,7 @@ import peers
 from spoolproxy.bench import report
 from spoolproxy.bench.comparison import ratios, run_comparison
 from spoolproxy.bench.documents import corpus
-from spoolproxy.bench.run import NodeProcess, _population
+from spoolproxy.bench.run import NodeProcess, _population, sink_printers
 from spoolproxy.bench.sinks import SinkProcess
 
 pytestmark = pytest.mark.interop
@@ -39,7 +39,7 @@ def test_comparison_against_cupsd_and_the_sink(tmp_path):
     opts = SimpleNamespace(compare_seconds=3.0, compare_large_jobs=LARGE_JOBS, compare_rounds=1, clients=4,
                            drain=120.0, live=False)
     with SinkProcess(tmp_path / "sinks", kinds=("socket", "lpd", "ipp")) as sinks:
-        node = NodeProcess(tmp_path, sinks, fsync=True).start()
+        node = NodeProcess(tmp_path, sink_printers(sinks), fsync=True).start()
         try:
             _, cards = _population(node, 8, tmp_path)
             targets, rat = run_comparison(opts, node, sinks, docs, cards=cards)

@@ -43,9 +43,16 @@ def test_a_short_run_with_an_offline_phase_balances_the_books(tmp_path, bench_ca
     assert books["checked_jobs"] == totals["accepted"] > 0, (books, totals)
     assert books["charged_total"] == -books["balance_change"] > 0, books
     assert totals["errors"] == {} and totals["delivered"] == totals["accepted"], totals  # held ones released too
-    assert totals["released"] > 0 and t["latency_ms"]["release"]["n"] == totals["released"], totals
+    # every held job was released (as the node recorded it) and printed
+    assert totals["held"] > 0 and totals["released"] == totals["held"], totals
+    lat = t["latency_ms"]
+    assert lat["release"]["n"] == totals["released"], lat
+    # the node's stage records: every job counted and admitted, every printed one charged
+    assert lat["analyse"]["n"] == lat["admit"]["n"] == totals["accepted"], lat
+    assert lat["charge"]["n"] == totals["delivered"], lat
+    assert lat["deliver"]["n"] == totals["delivered"] - totals["released"], lat
+    assert 0 <= lat["admit"]["p50"] <= lat["admit"]["max"], lat
     assert totals["by_protocol"]["ipp"] > 0 and totals["by_protocol"]["lpd"] > 0, totals
-    assert totals["held"] > 0, totals  # delivered == accepted above: every held job was released and printed
     assert t["timeline"] and t["node"]["peak_rss_bytes"] > 0
     off = result["offline"]
     # the site noticed, journaled charges while cut off, and the primary took every one of them
@@ -55,3 +62,29 @@ def test_a_short_run_with_an_offline_phase_balances_the_books(tmp_path, bench_ca
     png = path.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "books balance" in proc.stdout and "offline phase" in proc.stdout
+
+
+def test_a_run_against_ippeveprinter_printers_balances_the_books(tmp_path, bench_cache):
+    """--printers ippeveprinter: every printer queue in front of its own ippeveprinter,
+    which takes one job at a time; each job the node completed is a file one of them kept."""
+    peers.require("ippeveprinter")
+    peers.ensure_dnssd()
+    out = tmp_path / "results"
+    proc = bench("run", "--seconds", "3", "--clients", "2", "--lpd-clients", "1", "--users", "5",
+                 "--printers", "ippeveprinter", "--mix", "small.pdf=3,doc.ps=1,doc.pxl=1",
+                 "--out", str(out), "--cache", str(bench_cache), "--no-live")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [path] = out.glob("*.json")
+    result = report.load(path)
+    totals = result["targets"]["spoolproxy"]["totals"]
+    failure = f"{totals}\n{proc.stdout}"
+    assert result["books"]["ok"], result["books"]  # includes: the printers kept as many jobs as completed
+    assert result["config"]["printers"] == "ippeveprinter"
+    assert totals["errors"] == {} and totals["delivered"] == totals["accepted"] > 0, failure
+    assert totals["released"] == totals["held"] > 0, failure
+
+
+def test_compare_needs_the_sinks(tmp_path, bench_cache):
+    proc = bench("run", "--seconds", "1", "--printers", "ippeveprinter", "--compare", "--no-live",
+                 "--out", str(tmp_path), "--cache", str(bench_cache))
+    assert proc.returncode == 2 and "--compare measures against the sink printers" in proc.stderr, proc.stderr

@@ -20,9 +20,13 @@ def job(id: int | None, user: str = "bench00001", queue: str = "direct", name: s
                      released)
 
 
-def record(id: int, state: int = 9, name: str = "small.pdf", reasons=("job-completed-successfully",)):
+def record(id: int, state: int = 9, name: str = "small.pdf", reasons=("job-completed-successfully",),
+           released: float | None = None):
+    extra = {"stages": {"analysed": 1001.2, "admit_ms": 0.02, "charge_ms": 1.5}}
+    if released is not None:
+        extra["release"] = {"by": "bench00001", "device": "d", "printer": "secure", "at": released}
     return {"id": id, "state": state, "name": name, "created": 1001.1, "completed": 1002.1,
-            "state_reasons": list(reasons)}
+            "state_reasons": list(reasons), "extra": extra}
 
 
 def charge(id: int, user: str = "bench00001", amount: int = -10):
@@ -64,3 +68,20 @@ def test_a_job_aborted_with_a_reason_or_still_held_is_accounted_for():
             record(2, state=4, reasons=("job-hold-until-specified",))]
     b = books(t, jobs, [], {"bench00001": CREDIT}, {"socket": {"jobs": 0, "bytes": 0}})
     assert b["ok"], b
+
+
+def test_stage_latencies_and_releases_come_from_the_node_records():
+    """The releaser saw no answer for job 3's release (an HTTP error); the node released it
+    all the same: it is counted released, and timed from the node's release to printed."""
+    t = tally(job(1), job(2, queue="secure"), job(3, queue="secure"))
+    jobs = [record(1), record(2, released=1001.6), record(3, released=1001.9)]
+    del jobs[0]["extra"]["stages"]["charge_ms"]  # a free job: no debit
+    result = build_result(Options(), t, jobs, [charge(1), charge(2), charge(3)], {"bench00001": CREDIT - 30},
+                          {"socket": {"jobs": 3, "bytes": 300, "last": 1003.0}})
+    target = result["targets"]["spoolproxy"]
+    assert target["totals"]["released"] == 2 and target["totals"]["held"] == 2
+    lat = target["latency_ms"]
+    assert lat["release"]["n"] == 2 and lat["release"]["max"] == pytest.approx(500.0)  # 1002.1 - 1001.6
+    assert lat["deliver"]["n"] == 1 and lat["deliver"]["p50"] == pytest.approx(1000.0)
+    assert lat["analyse"]["n"] == 3 and lat["analyse"]["p50"] == pytest.approx(100.0)
+    assert lat["admit"]["n"] == 3 and lat["charge"]["n"] == 2

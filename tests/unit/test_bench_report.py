@@ -212,6 +212,19 @@ def test_summary_shows_numbers_ratios_and_books() -> None:
         assert needle in text, needle
     row = next(line for line in text.splitlines() if line.startswith("│ spoolproxy "))
     assert "│     10 │" in row  # errors total
+    assert "stages" not in text  # no target has the node's stage records
+
+
+def test_summary_shows_the_node_stages_it_has() -> None:
+    result = _result()
+    lat = result["targets"]["spoolproxy"]["latency_ms"]
+    lat["analyse"] = {"n": 10, "p50": 3.5, "p90": 5.0, "p99": 9.25, "max": 12.0}
+    lat["admit"] = {"n": 10, "p50": 0.0125, "p90": 0.02, "p99": 0.05, "max": 0.1}
+    lat["charge"] = {"n": 0, "p50": None, "p90": None, "p99": None, "max": None}
+    text = _text(report.summary(result))
+    line = next(line for line in text.splitlines() if line.startswith("stages"))
+    assert line.startswith("stages spoolproxy (ms p50 / p99): analyse 3.50 / 9.25, admit "), line
+    assert "charge" not in line and "stages cupsd" not in text, text
 
 
 def test_summary_books_problems_and_empty_result() -> None:

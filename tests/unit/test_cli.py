@@ -457,6 +457,8 @@ async def _fill(store: JobStore) -> dict[str, int]:
     c = store.new_job(queue="demo", user="alice", name="old", state=JobState.COMPLETED,
                       state_reasons=["job-completed-successfully"], completed=1_700_000_100.0,
                       impressions_completed=3)
+    c.created = 1_700_000_000.0
+    c.extra["stages"] = {"analysed": 1_700_000_000.25, "admit_ms": 0.0125, "charge_ms": 2.5}
     await store.save(c)
     ids["done"] = c.id
     return ids
@@ -564,6 +566,17 @@ def test_jobs_show(node, capsys):
     assert cli.main(["jobs", "show", "-c", str(cfg), str(ids["bob"])]) == 0
     out = capsys.readouterr().out
     assert "phase             sent" in out and "ipp://10.0.0.7/ipp/print/41" in out
+
+
+def test_jobs_show_timing(node, capsys):
+    cfg, ids = node
+    assert cli.main(["jobs", "show", "-c", str(cfg), str(ids["done"])]) == 0
+    out = capsys.readouterr().out
+    for text in ("timing", "analysed          250.0 ms after it arrived", "admission         0.013 ms",
+                 "charge            2.500 ms", "completed         100000.0 ms after it arrived"):
+        assert text in out, text
+    assert cli.main(["jobs", "show", "-c", str(cfg), str(ids["alice"])]) == 0
+    assert "timing" not in capsys.readouterr().out  # not analysed yet: nothing to show
 
 
 def test_jobs_show_json(node, capsys):

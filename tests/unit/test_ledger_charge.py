@@ -288,6 +288,8 @@ async def test_delivery_charges_once_and_completes(node, tmp_path):
     printed = await deliver_one(node, tmp_path, job)
     assert job.state == JobState.COMPLETED and len(printed) == 1
     assert [(t.kind, t.amount) for t in prints(node.ledger, job.id)] == [("print", -70)]
+    # the debit's duration is kept with the job (the load test's "charge" stage)
+    assert node.store.get(job.id).extra["stages"]["charge_ms"] >= 0
 
 
 async def test_delivery_refused_when_the_credit_is_gone(node, tmp_path):
@@ -298,6 +300,7 @@ async def test_delivery_refused_when_the_credit_is_gone(node, tmp_path):
     assert job.state == JobState.ABORTED and job.state_reasons == ["account-limit-reached"]
     assert "0.50 available" in job.state_message and printed == []
     assert prints(node.ledger, job.id) == []
+    assert "charge_ms" not in job.extra.get("stages", {})  # no debit, no charge stage
 
 
 async def test_a_job_canceled_while_it_is_charged_is_refunded_and_not_printed(node, tmp_path):

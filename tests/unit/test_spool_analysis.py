@@ -62,6 +62,7 @@ async def test_a_job_is_deliverable_only_after_analysis(store):
     assert store.deliverable("q") == [] and list(store.iter_unanalyzed()) == [job]
     await Analyzer(store, queues(), processes=False).analyze_job(job)
     assert job.analyzed and store.deliverable("q") == [job] and list(store.iter_unanalyzed()) == []
+    assert job.created <= job.extra["stages"]["analysed"] and "admit_ms" not in job.extra["stages"]  # no admission
     a = job.documents[0].analysis
     assert (a["format"], a["pages"], a["impressions"], a["color_impressions"], a["mismatch"]) == \
         ("text/plain", 3, 3, 0, False)
