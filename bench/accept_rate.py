@@ -14,6 +14,8 @@ It starts its own peers in a temporary directory and removes them afterwards:
   cupsd's lazier default, which answers before anything reaches the disk);
   ``PreserveJobHistory No`` and ``MaxJobs 0`` so it neither refuses a backlog nor slows
   down with history) with a raw queue ``rawq`` (no PPD, no filters) to the sink;
+* for reference, a second cupsd as shipped (``DirtyCleanInterval 30``), reported with
+  its own ratio and never used for the target;
 * a spoolproxy node (``fsync = true``) with one direct queue to the same sink, and
   (unless ``--no-nofsync``) a second node with ``fsync = false``, reported on its own
   line and never used for the ratio.
@@ -70,6 +72,8 @@ SBIN = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 PROXY_QUEUE = "bench"
 USER = "bench"
 EXIT_OK, EXIT_JOB_ERRORS, EXIT_PEER = 0, 1, 3
+TARGETS = ("cupsd", "cupsd-shipped", "proxy", "proxy-nofsync")
+SHIPPED_DIRTY_CLEAN = 30  # cupsd's default DirtyCleanInterval
 
 
 class PeerFailed(RuntimeError):
@@ -529,7 +533,7 @@ async def measure(target: Target, rnd: int, args: argparse.Namespace) -> Run:
 async def settle(target: Target, timeout: float) -> None:
     """Leave the target with no unfinished job: cupsd's queue is cancelled (it keeps no
     history), the proxy's drains to the sink."""
-    if target.key == "cupsd":
+    if target.key.startswith("cupsd"):
         resp = await ipp_call(target.port, target.path, ipp_request(Op.PURGE_JOBS, target.uri))
         if resp.code >= 0x0100:
             raise PeerFailed(f"Purge-Jobs on cupsd: {status_name(resp.code)}")
@@ -628,9 +632,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="CI: 200 jobs, 1 round")
     p.add_argument("--no-nofsync", dest="nofsync", action="store_false",
                    help="skip the extra proxy run with fsync = false")
-    p.add_argument("--targets", default="cupsd,proxy,proxy-nofsync",
-                   help="comma-separated subset of cupsd,proxy,proxy-nofsync to measure (default: all; "
-                        "the ratio needs cupsd and proxy)")
+    p.add_argument("--targets", default=",".join(TARGETS),
+                   help=f"comma-separated subset of {','.join(TARGETS)} to measure (default: all; the ratio "
+                        "needs cupsd and proxy; cupsd-shipped is cupsd's lazy default, for reference)")
     p.add_argument("--cupsd-dirty-clean-interval", type=int, default=0, metavar="S",
                    help="cupsd's DirtyCleanInterval: how long after answering it writes (and, with "
                         "SyncOnClose, fsyncs) a job's control file; default 0 = at once (durability on, "
@@ -648,8 +652,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if a.rounds is None:
         a.rounds = 1 if a.quick else 3
     a.targets = [t.strip() for t in a.targets.split(",") if t.strip()]
-    if not a.targets or set(a.targets) - {"cupsd", "proxy", "proxy-nofsync"}:
-        p.error("--targets: a comma-separated subset of cupsd,proxy,proxy-nofsync")
+    if not a.targets or set(a.targets) - set(TARGETS):
+        p.error(f"--targets: a comma-separated subset of {','.join(TARGETS)}")
     if not a.nofsync and "proxy-nofsync" in a.targets:
         a.targets.remove("proxy-nofsync")
     if a.jobs < 1 or a.concurrency < 1 or a.rounds < 1 or (a.seconds is not None and a.seconds <= 0):
@@ -670,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()
     want = args.targets
     cupsd: Cupsd | None = None
+    shipped: Cupsd | None = None
     try:
         targets: list[Target] = []
         sink = None
@@ -681,6 +686,11 @@ def main(argv: list[str] | None = None) -> int:
                 cupsd = Cupsd(sink.port, work, dirty_clean=args.cupsd_dirty_clean_interval).start()
                 targets.append(Target("cupsd", f"cupsd {CUPS_QUEUE} (SyncOnClose)", cupsd.port, cupsd.path,
                                       cupsd.uri, cupsd.proc.pid))
+            if "cupsd-shipped" in want:  # the reference: cupsd's own lazy default
+                (work / "shipped").mkdir()
+                shipped = Cupsd(sink.port, work / "shipped", dirty_clean=SHIPPED_DIRTY_CLEAN).start()
+                targets.append(Target("cupsd-shipped", f"cupsd {CUPS_QUEUE} (as shipped) [ref]", shipped.port,
+                                      shipped.path, shipped.uri, shipped.proc.pid))
             for key, label, fsync in (("proxy", "proxy (fsync=true)", True),
                                       ("proxy-nofsync", "proxy (fsync=false) [extra]", False)):
                 if key in want:
@@ -725,12 +735,13 @@ def main(argv: list[str] | None = None) -> int:
                     for proc in LIVE:
                         if not proc.alive():
                             raise PeerFailed(f"{proc.name} died\n{tail(proc.log)}")
-                    if cupsd is not None and not cupsd.alive():
-                        raise PeerFailed(f"cupsd died\n{tail(cupsd.log)}")
+                    for c in (cupsd, shipped):
+                        if c is not None and not c.alive():
+                            raise PeerFailed(f"cupsd died\n{tail(c.log)}")
                     t0 = time.monotonic()
                     await settle(t, args.settle_timeout)
                     run.settle_seconds = time.monotonic() - t0
-                    if t.key != "cupsd" and run.backlog:
+                    if not t.key.startswith("cupsd") and run.backlog:
                         print(f"    drained {run.backlog} jobs to the sink in {run.settle_seconds:.1f} s "
                               f"({run.backlog / max(run.settle_seconds, 1e-9):.0f} jobs/s)", flush=True)
 
@@ -760,6 +771,11 @@ def main(argv: list[str] | None = None) -> int:
             more = f" (best runs: {best_ratio:.2f})" if args.rounds > 1 else ""
             print(f"ratio proxy/cupsd = {ratio:.2f}{more}")
             print(f"target (proxy >= cupsd with fsync on): {'met' if met else 'NOT met'}")
+        shipped_ratio = None
+        if "cupsd-shipped" in summary and "proxy" in summary and summary["cupsd-shipped"]["median_rate"]:
+            shipped_ratio = summary["proxy"]["median_rate"] / summary["cupsd-shipped"]["median_rate"]
+            print(f"reference, not the target: proxy / cupsd as shipped = {shipped_ratio:.2f} (DirtyCleanInterval "
+                  f"{SHIPPED_DIRTY_CLEAN}: it answers before anything of the job reaches the disk)")
         if "proxy-nofsync" in summary and c_rate:
             nf = summary["proxy-nofsync"]["median_rate"]
             print(f"extra, not the target: proxy with fsync = false {nf:.1f} jobs/s = {nf / c_rate:.2f} x cupsd")
@@ -783,6 +799,7 @@ def main(argv: list[str] | None = None) -> int:
             "runs": [asdict(r) for t in targets for r in t.runs],
             "ratio": ratio,
             "ratio_best": best_ratio,
+            "ratio_cupsd_as_shipped": shipped_ratio,
             "target_met": met,
             "errors": errors,
             "sink": sink.stats,
@@ -796,11 +813,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_JOB_ERRORS
         return EXIT_OK
     finally:
-        if cupsd is not None:
-            try:
-                cupsd.stop()
-            except Exception as e:  # keep cleaning up
-                print(f"accept_rate: stopping cupsd: {e}", file=sys.stderr)
+        for c in (cupsd, shipped):
+            if c is not None:
+                try:
+                    c.stop()
+                except Exception as e:  # keep cleaning up
+                    print(f"accept_rate: stopping cupsd: {e}", file=sys.stderr)
         for proc in reversed(LIVE):
             try:
                 proc.stop()

@@ -32,11 +32,14 @@ def test_accept_rate_quick_runs_without_errors(tmp_path: Path) -> None:
     assert proc.returncode == 0, report
     assert re.search(r"^ratio proxy/cupsd = \d+\.\d\d", proc.stdout, re.M), report
     assert re.search(r"^target \(proxy >= cupsd with fsync on\): (met|NOT met)$", proc.stdout, re.M), report
+    # cupsd as shipped is measured in the same run, for reference, with its own ratio
+    assert re.search(r"^reference, not the target: proxy / cupsd as shipped = \d+\.\d\d", proc.stdout, re.M), report
 
     data = json.loads(results.read_text())
     assert data["errors"] == 0
     measured = {r["target"] for r in data["runs"]}
-    assert {"cupsd", "proxy"} <= measured
+    assert {"cupsd", "cupsd-shipped", "proxy"} <= measured
+    assert data["ratio_cupsd_as_shipped"] > 0
     for run in data["runs"]:
         assert run["jobs"] == JOBS and run["errors"] == 0, run
     assert data["settings"]["cupsd"]["SyncOnClose"] is True
