@@ -62,7 +62,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from spoolproxy.bench.cupsd import QUEUE as CUPS_QUEUE  # noqa: E402
-from spoolproxy.bench.cupsd import Cupsd  # noqa: E402  (the one private cupsd, shared with `bench run --compare`)
+from spoolproxy.bench.cupsd import Cupsd, tail  # noqa: E402  (the one private cupsd, shared with `bench run --compare`)
 from spoolproxy.bench.errors import BenchError  # noqa: E402
 from spoolproxy.ipp import codec  # noqa: E402
 from spoolproxy.ipp.model import Op, Status, Tag  # noqa: E402
@@ -99,14 +99,6 @@ def free_port() -> int:
 
 
 
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return f"(no {path})"
-    return f"--- {path} (last {min(lines, len(text))} lines)\n" + "\n".join(text[-lines:])
 
 
 def cpu_seconds(pid: int, children: bool = False) -> float:

@@ -39,6 +39,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import pytest
 
+from spoolproxy.bench.cupsd import cups_files_conf, cupsd_conf  # the private-cupsd configuration, shared with the bench
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IPPTOOL_DIR = Path("/usr/share/cups/ipptool")
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
@@ -825,56 +827,12 @@ class Cupsd(Peer):
         return f"127.0.0.1:{self.port}"
 
     def cupsd_conf(self) -> str:
-        return f"""\
-LogLevel debug
-MaxLogSize 0
-Listen 127.0.0.1:{self.port}
-Browsing Off
-BrowseLocalProtocols none
-WebInterface No
-DefaultAuthType None
-DefaultEncryption Never
-ServerAlias *
-JobRetryInterval 2
-MaxJobTime 0
-PreserveJobHistory Yes
-PreserveJobFiles No
-<Location />
-  Order allow,deny
-  Allow all
-</Location>
-<Location /admin>
-  Order allow,deny
-  Allow all
-</Location>
-<Policy default>
-  JobPrivateAccess all
-  JobPrivateValues none
-  SubscriptionPrivateAccess all
-  SubscriptionPrivateValues none
-  <Limit All>
-    Order deny,allow
-  </Limit>
-</Policy>
-DefaultPolicy default
-"""
+        # the bench's private cupsd and this one differ only in these (logs, retries, history)
+        return cupsd_conf(self.port, {"LogLevel": "debug", "MaxLogSize": 0, "JobRetryInterval": 2,
+                                      "MaxJobTime": 0, "PreserveJobHistory": "Yes", "PreserveJobFiles": "No"})
 
     def cups_files_conf(self) -> str:
-        d = self.dirs
-        return f"""\
-FileDevice Yes
-ServerRoot {self.conf_dir}
-RequestRoot {d['spool']}
-CacheDir {d['cache']}
-StateDir {d['state']}
-TempDir {d['tmp']}
-ErrorLog {d['log']}/error_log
-AccessLog {d['log']}/access_log
-PageLog {d['log']}/page_log
-LogFileGroup root
-SystemGroup root
-Sandboxing Relaxed
-"""
+        return cups_files_conf({"etc": self.conf_dir, **self.dirs}, sync=False)
 
     def argv(self) -> list[str]:
         return [require("cupsd"), "-f", "-c", str(self.conf_dir / "cupsd.conf"),

@@ -51,7 +51,7 @@ import trio
 
 from ..ipp.client import IppClient, IppClientError, new_request, status_name, status_of
 from ..ipp.model import Op, Tag
-from .cupsd import Cupsd, _tail
+from .cupsd import Cupsd, tail
 from .errors import BenchError
 from .load import proc_sample
 from .report import new_summary
@@ -604,7 +604,7 @@ def run_comparison(opts: Any, node: Any, sinks: Any, docs: Sequence[Any],
                 if key == "cupsd":
                     t["phase"]["backlog"] = trio.run(cupsd.queued)
                     if not cupsd.alive():
-                        raise BenchError(f"cupsd died during its accept phase:\n{_tail(cupsd.error_log)}")
+                        raise BenchError(f"cupsd died during its accept phase:\n{tail(cupsd.error_log)}")
                     trio.run(cupsd.purge)  # it keeps no history: its backlog is cancelled, not sent
                     _settle_sink(sinks)
                 else:

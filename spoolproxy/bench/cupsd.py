@@ -103,7 +103,60 @@ def _answers_as_cups(port: int) -> bool:
     return b"\nserver: cups" in head.lower()
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+# who may do what on a private cupsd: everyone everything, no authentication
+_OPEN_POLICY = """\
+<Location />
+  Order allow,deny
+  Allow all
+</Location>
+<Location /admin>
+  Order allow,deny
+  Allow all
+</Location>
+<Policy default>
+  JobPrivateAccess all
+  JobPrivateValues none
+  SubscriptionPrivateAccess all
+  SubscriptionPrivateValues none
+  <Limit All>
+    Order deny,allow
+  </Limit>
+</Policy>
+DefaultPolicy default
+"""
+
+
+def cupsd_conf(port: int, directives: dict[str, object]) -> str:
+    """cupsd.conf of a private cupsd: 127.0.0.1:PORT only, no browsing, no web interface,
+    no authentication or encryption, anyone may do anything; ``directives`` (LogLevel,
+    job limits, history, ...) go in between, in their order."""
+    lines = [f"Listen 127.0.0.1:{port}", "Browsing Off", "BrowseLocalProtocols none", "WebInterface No",
+             "DefaultAuthType None", "DefaultEncryption Never", "ServerAlias *"]
+    lines += [f"{k} {v}" for k, v in directives.items()]
+    return "\n".join(lines) + "\n" + _OPEN_POLICY
+
+
+def cups_files_conf(dirs: dict[str, Path], *, sync: bool) -> str:
+    """cups-files.conf over ``dirs`` ("etc", "spool", "cache", "state", "log", "tmp"):
+    file: devices allowed, run as root, ``SyncOnClose`` as ``sync`` says."""
+    return f"""\
+FileDevice Yes
+SyncOnClose {"Yes" if sync else "No"}
+ServerRoot {dirs['etc']}
+RequestRoot {dirs['spool']}
+CacheDir {dirs['cache']}
+StateDir {dirs['state']}
+TempDir {dirs['tmp']}
+ErrorLog {dirs['log']}/error_log
+AccessLog {dirs['log']}/access_log
+PageLog {dirs['log']}/page_log
+LogFileGroup root
+SystemGroup root
+Sandboxing Relaxed
+"""
+
+
+def tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
     except OSError:
@@ -180,21 +233,7 @@ class Cupsd:
         self.conf = d["etc"] / "cupsd.conf"
         self.files_conf = d["etc"] / "cups-files.conf"
         self.error_log = d["log"] / "error_log"
-        self.files_conf.write_text(f"""\
-FileDevice Yes
-SyncOnClose Yes
-ServerRoot {d['etc']}
-RequestRoot {d['spool']}
-CacheDir {d['cache']}
-StateDir {d['state']}
-TempDir {d['tmp']}
-ErrorLog {d['log']}/error_log
-AccessLog {d['log']}/access_log
-PageLog {d['log']}/page_log
-LogFileGroup root
-SystemGroup root
-Sandboxing Relaxed
-""")
+        self.files_conf.write_text(cups_files_conf(d, sync=True))
         self.port = _free_port()
         self._write_conf()
         check = subprocess.run([cupsd, "-t", "-c", str(self.conf), "-s", str(self.files_conf)],
@@ -224,7 +263,7 @@ Sandboxing Relaxed
                             "-o", "printer-error-policy=abort-job"],
                            capture_output=True, text=True, env=env, timeout=60)
         if r.returncode != 0:
-            raise BenchError(f"lpadmin failed ({r.returncode}): {r.stdout}{r.stderr}\n{_tail(self.error_log)}")
+            raise BenchError(f"lpadmin failed ({r.returncode}): {r.stdout}{r.stderr}\n{tail(self.error_log)}")
         self.lpadmin_warning = r.stderr.strip()
         self.uri = f"ipp://127.0.0.1:{self.port}{self.path}"
 
@@ -241,48 +280,16 @@ Sandboxing Relaxed
         while not _answers_as_cups(self.port):
             if self.proc.poll() is not None:
                 raise BenchError(f"cupsd exited with {self.proc.returncode} before answering on port "
-                                 f"{self.port} (it must run as root; {INSTALL_HINT})\n{_tail(self.error_log)}")
+                                 f"{self.port} (it must run as root; {INSTALL_HINT})\n{tail(self.error_log)}")
             if time.monotonic() > deadline:
                 raise BenchError(f"cupsd did not answer on port {self.port} within {START_TIMEOUT:g} s\n"
-                                 f"{_tail(self.error_log)}")
+                                 f"{tail(self.error_log)}")
             time.sleep(0.05)
 
     def _write_conf(self) -> None:
-        self.conf.write_text(f"""\
-LogLevel warn
-Listen 127.0.0.1:{self.port}
-Browsing Off
-BrowseLocalProtocols none
-WebInterface No
-DefaultAuthType None
-DefaultEncryption Never
-ServerAlias *
-MaxClients 1000
-MaxJobs 0
-MaxJobsPerPrinter 0
-MaxJobTime 0
-PreserveJobHistory No
-PreserveJobFiles No
-DirtyCleanInterval {self.dirty_clean}
-<Location />
-  Order allow,deny
-  Allow all
-</Location>
-<Location /admin>
-  Order allow,deny
-  Allow all
-</Location>
-<Policy default>
-  JobPrivateAccess all
-  JobPrivateValues none
-  SubscriptionPrivateAccess all
-  SubscriptionPrivateValues none
-  <Limit All>
-    Order deny,allow
-  </Limit>
-</Policy>
-DefaultPolicy default
-""")
+        self.conf.write_text(cupsd_conf(self.port, {
+            "LogLevel": "warn", "MaxClients": 1000, "MaxJobs": 0, "MaxJobsPerPrinter": 0, "MaxJobTime": 0,
+            "PreserveJobHistory": "No", "PreserveJobFiles": "No", "DirtyCleanInterval": self.dirty_clean}))
 
     def _kill(self, timeout: float = 15.0) -> None:
         if self.proc is not None and self.proc.poll() is None:
