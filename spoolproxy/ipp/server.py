@@ -16,6 +16,7 @@ import h11
 import trio
 
 from ..config import Settings
+from ..netutil import aclose_quietly
 from . import codec
 from .model import Status, Tag
 from .operations import DOCUMENT_OPS, PrinterService, RequestContext
@@ -123,12 +124,7 @@ class IppServer:
             except Exception:
                 log.exception("error serving %s", peer)
             finally:
-                with trio.move_on_after(1) as cleanup:
-                    cleanup.shield = True
-                    try:
-                        await stream.aclose()
-                    except Exception:
-                        pass
+                await aclose_quietly(stream)
 
     async def _http_error(self, conn: _Conn, status: int, text: str) -> None:
         if conn.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):

@@ -28,6 +28,7 @@ from typing import Any, AsyncIterator, Iterable
 import trio
 
 from ..config import Settings
+from ..netutil import aclose_quietly
 from ..ipp.model import JobState, PrinterState, Tag
 from ..ipp.types import Attribute
 from ..spool.errors import SpoolError
@@ -95,12 +96,7 @@ class LpdServer:
                 log.exception("LPD: error serving %s", peer or "a client")
             finally:
                 session.discard()
-                with trio.move_on_after(1) as cleanup:
-                    cleanup.shield = True
-                    try:
-                        await stream.aclose()
-                    except Exception:
-                        pass
+                await aclose_quietly(stream)
 
 
 class _Session:

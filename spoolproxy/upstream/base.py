@@ -15,6 +15,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
 
 import trio
 
@@ -125,6 +126,14 @@ class DeliveryContext:
         worker thread chunk by chunk (never the whole file in memory)."""
         async with read_document(self.store, doc) as chunks:
             yield chunks
+
+
+def printer_address(uri: str, default_port: int) -> tuple[str, int, str]:
+    """(host, port, path) of a socket:// or lpd:// printer URI; ValueError without a host."""
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        raise ValueError(f"{parts.scheme} printer URI has no host: {uri!r}")
+    return parts.hostname, parts.port or default_port, parts.path
 
 
 @contextlib.asynccontextmanager

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import socket
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import trio
 
@@ -36,7 +36,7 @@ from ..ipp.model import JobState
 from ..lpd import client, protocol
 from ..spool.errors import SpoolError
 from ..spool.job import Document, Job
-from .base import Backend, DeliveryContext, JobRejected, Outcome, PrinterOffline, progress
+from .base import Backend, DeliveryContext, JobRejected, Outcome, PrinterOffline, printer_address, progress
 
 DEFAULT_PORT = client.DEFAULT_PORT
 LETTER = "l"  # raw: print the bytes as they are
@@ -83,12 +83,8 @@ class LpdBackend(Backend):
 
     def __init__(self, uri: str, settings, *, local_host: str | None = None) -> None:
         super().__init__(uri, settings)
-        parts = urlsplit(uri)
-        if not parts.hostname:
-            raise ValueError(f"lpd printer URI has no host: {uri!r}")
-        self.host = parts.hostname
-        self.port = parts.port or DEFAULT_PORT
-        self.queue = unquote(parts.path).strip("/")
+        self.host, self.port, path = printer_address(uri, DEFAULT_PORT)
+        self.queue = unquote(path).strip("/")
         protocol.command(protocol.Command.RECEIVE_JOB, self.queue)  # ValueError: no queue, or spaces in it
         self.timeout = settings.timeout
         self.local_host = local_host_name(local_host)

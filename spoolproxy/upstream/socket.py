@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-from urllib.parse import urlsplit
 
 import trio
 
@@ -26,7 +25,7 @@ from ..ipp.model import JobState
 from ..ipp.client import describe_error
 from ..spool.errors import SpoolError
 from ..spool.job import Job
-from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, PrinterOffline,
+from .base import (Backend, DeliveryContext, JobRejected, Outcome, PollResult, PrinterOffline, printer_address,
                    progress)
 
 DEFAULT_PORT = 9100
@@ -40,11 +39,7 @@ class SocketBackend(Backend):
 
     def __init__(self, uri: str, settings) -> None:
         super().__init__(uri, settings)
-        parts = urlsplit(uri)
-        if not parts.hostname:
-            raise ValueError(f"socket printer URI has no host: {uri!r}")
-        self.host = parts.hostname
-        self.port = parts.port or DEFAULT_PORT
+        self.host, self.port, _ = printer_address(uri, DEFAULT_PORT)
         self.timeout = settings.timeout
 
     async def _connect(self) -> trio.SocketStream:
