@@ -9,5 +9,5 @@ Ghostscript, ``report`` the JSON, the plot and the tables.
 """
 from pathlib import Path
 
-DEFAULT_MIX = "small.pdf=6,mixed.pdf=3,report.pdf=1,doc.ps=1,doc.pcl=1,doc.pxl=1,doc.pwg=1"
+DEFAULT_MIX = "small.pdf=6,mixed.pdf=3,report.pdf=1,doc.ps=1,doc.pcl=1,doc.pxl=1,doc.pwg=1,doc.urf=1"
 DEFAULT_CACHE = Path.home() / ".cache" / "spoolproxy-bench"  # the documents, made once

@@ -95,6 +95,8 @@ DOCUMENTS: tuple[_Spec, ...] = (
     _Spec("doc.pxl", "application/vnd.hp-pclxl", "pxlmono", ((False, "text"), (False, "bars"))),
     _Spec("doc.pwg", "image/pwg-raster", "pwgraster", ((True, "bars"),),
           ("-r150", "-dcupsColorSpace=19", "-dcupsBitsPerColor=8")),  # 8-bit sRGB
+    _Spec("doc.urf", "image/urf", "urf", ((False, "bars"), (True, "bars")),
+          ("-r150", "-dcupsColorSpace=19", "-dcupsBitsPerColor=8")),  # Apple raster (AirPrint)
 )
 
 _WORDS = ("the proxy counts every page of a job before it prints and charges the account "

@@ -31,7 +31,7 @@ def test_a_short_run_with_an_offline_phase_balances_the_books(tmp_path, bench_ca
     out = tmp_path / "results"
     proc = bench("run", "--seconds", "6", "--clients", "3", "--lpd-clients", "1", "--users", "20",
                  "--offline", "3", "--offline-at", "1.5",
-                 "--mix", "small.pdf=4,mixed.pdf=2,doc.ps=1,doc.pcl=1,doc.pxl=1,doc.pwg=1",
+                 "--mix", "small.pdf=4,mixed.pdf=2,doc.ps=1,doc.pcl=1,doc.pxl=1,doc.pwg=1,doc.urf=1",
                  "--out", str(out), "--cache", str(bench_cache), "--no-live", "--label", "ci")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [path] = out.glob("*.json")
@@ -71,7 +71,7 @@ def test_a_run_against_ippeveprinter_printers_balances_the_books(tmp_path, bench
     peers.ensure_dnssd()
     out = tmp_path / "results"
     proc = bench("run", "--seconds", "3", "--clients", "2", "--lpd-clients", "1", "--users", "5",
-                 "--printers", "ippeveprinter", "--mix", "small.pdf=3,doc.ps=1,doc.pxl=1",
+                 "--printers", "ippeveprinter", "--mix", "small.pdf=3,doc.ps=1,doc.pxl=1,doc.urf=1",
                  "--out", str(out), "--cache", str(bench_cache), "--no-live")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [path] = out.glob("*.json")

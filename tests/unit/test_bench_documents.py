@@ -18,7 +18,7 @@ from spoolproxy.bench.errors import BenchError
 
 MAGIC = {"application/pdf": b"%PDF-", "application/postscript": b"%!PS",
          "application/vnd.hp-pcl": b"\x1bE", "application/vnd.hp-pclxl": b") HP-PCL XL",
-         "image/pwg-raster": b"RaS2"}
+         "image/pwg-raster": b"RaS2", "image/urf": b"UNIRAST\0"}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def made(tmp_path_factory):
 def test_every_format_with_the_pages_it_draws(made):
     cache, docs = made
     assert [d.name for d in docs] == ["small.pdf", "mixed.pdf", "report.pdf", "large.pdf", "doc.ps",
-                                      "doc.pcl", "doc.pxl", "doc.pwg"]
+                                      "doc.pcl", "doc.pxl", "doc.pwg", "doc.urf"]
     for d in docs:
         with d.path.open("rb") as f:
             head = f.read(512)
@@ -47,6 +47,7 @@ def test_every_format_with_the_pages_it_draws(made):
     assert (by["mixed.pdf"].pages, by["mixed.pdf"].color_pages) == (4, 1)
     assert by["report.pdf"].pages == 20 and 0 < by["report.pdf"].color_pages < 20
     assert by["large.pdf"].size > 10 << 20
+    assert (by["doc.urf"].pages, by["doc.urf"].color_pages) == (2, 1)
 
 
 def test_the_cache_is_reused_and_a_missing_file_remade(made):
