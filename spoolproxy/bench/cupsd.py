@@ -62,7 +62,7 @@ except (OSError, AttributeError):  # pragma: no cover - not Linux
     _PRCTL = None
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """PR_SET_PDEATHSIG (1): the kernel sends SIGTERM when the starting thread ends."""
     if _PRCTL is not None:
         _PRCTL(1, signal.SIGTERM, 0, 0, 0)
@@ -272,7 +272,7 @@ class Cupsd:
         self._out = open(self.dir / "cupsd.out", "ab")
         self.proc = subprocess.Popen([cupsd, "-f", "-c", str(self.conf), "-s", str(self.files_conf)],
                                      stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._out,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
 
     def _wait_answering(self) -> None:
         assert self.proc is not None

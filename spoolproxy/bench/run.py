@@ -35,6 +35,7 @@ import trio
 
 from .. import __version__
 from . import DEFAULT_CACHE, DEFAULT_MIX
+from .cupsd import die_with_parent
 from .documents import corpus, mix
 from .errors import BenchError
 from .load import HELD, Load, Tally, ipp_client, lpd_client_task, monitor, releaser
@@ -42,6 +43,7 @@ from .sinks import SinkProcess
 
 CREDIT = 1_000_000  # minor units per user: nobody runs out during a run
 PRICES = {"gray": 10, "color": 40}
+STOP_GRACE = 30.0  # seconds the clients get after a Ctrl-C to finish the jobs in hand
 STATE_NAMES = {3: "pending", 4: "pending-held", 5: "processing", 6: "processing-stopped", 7: "canceled",
                8: "aborted", 9: "completed"}
 
@@ -138,10 +140,10 @@ class NodeProcess:
                  '[ledger]\nunknown_users = "deny"']
         if sync:
             lines.append("[sync]\n" + "\n".join(f"{k} = {_toml(v)}" for k, v in sync.items()))
-        for name, q in queues.items():
-            lines.append(f"[queues.{name}]\n" + "\n".join(f"{k} = {_toml(v)}" for k, v in q.items())
+        for queue, q in queues.items():  # (not "name": that is the node's, for its files below)
+            lines.append(f"[queues.{queue}]\n" + "\n".join(f"{k} = {_toml(v)}" for k, v in q.items())
                          + ("\nretry_initial = 0.2\nretry_max = 2" if "printer" in q else ""))
-            lines.append(f"[queues.{name}.cost]\ngray = {PRICES['gray']}\ncolor = {PRICES['color']}")
+            lines.append(f"[queues.{queue}.cost]\ngray = {PRICES['gray']}\ncolor = {PRICES['color']}")
         self.config = workdir / f"{name}.toml"
         self.config.write_text("\n\n".join(lines) + "\n")
         self.log = workdir / f"{name}.log"
@@ -150,7 +152,9 @@ class NodeProcess:
     def start(self, timeout: float = 60) -> "NodeProcess":
         self.proc = subprocess.Popen([sys.executable, "-m", "spoolproxy", "serve", "--config", str(self.config)],
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=self.workdir,
-                                     env=_env())
+                                     env=_env(), start_new_session=True, preexec_fn=die_with_parent)
+        # its own session: a Ctrl-C at the terminal reaches the bench alone, which stops the
+        # load and then the node in order; and the node goes when the bench is killed
         deadline = time.monotonic() + timeout
         for port in (self.ipp_port, self.lpd_port, self.web_port):
             while True:
@@ -325,12 +329,14 @@ async def offline_phase(site: NodeProcess, primary: NodeProcess, tally: Tally, o
         os.kill(primary.proc.pid, signal.SIGSTOP)
         stopped = time.time()
         detected = None
-        with trio.move_on_after(opts.offline):
-            while (await status()).get("online"):
-                await trio.sleep(0.1)
-            detected = time.time()
-            await trio.sleep_forever()
-        os.kill(primary.proc.pid, signal.SIGCONT)
+        try:
+            with trio.move_on_after(opts.offline):
+                while (await status()).get("online"):
+                    await trio.sleep(0.1)
+                detected = time.time()
+                await trio.sleep_forever()
+        finally:  # also when the run is stopped meanwhile (Ctrl-C): the books are read from it
+            os.kill(primary.proc.pid, signal.SIGCONT)
         restored = time.time()
         journaled = (await status()).get("unsent", 0)
         replayed = None
@@ -369,7 +375,21 @@ async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: Any,
     tally = Tally()
     delivered = lambda: sum(s.get("jobs", 0) for s in sinks.stats().values())  # noqa: E731
     live = _Live(opts, tally) if opts.live else None
+    interrupted = trio.Event()  # Ctrl-C
+    workers_scope = trio.CancelScope()
     async with trio.open_nursery() as outer:
+        async def stop_on_sigint() -> None:
+            with trio.open_signal_receiver(signal.SIGINT) as signals:
+                async for _ in signals:
+                    if interrupted.is_set():  # a second Ctrl-C: stop the clients at once
+                        workers_scope.cancel()
+                        continue
+                    interrupted.set()
+                    tally.stop.set()  # each client finishes the job in hand, then stops: what the
+                    # node acknowledged is then in the tally (and a Create-Job gets its document)
+                    workers_scope.deadline = min(workers_scope.deadline, trio.current_time() + STOP_GRACE)
+
+        outer.start_soon(stop_on_sigint)
         outer.start_soon(monitor, tally, node.proc.pid, delivered, opts.interval,
                          live.update if live else None)
         for i, key in enumerate(load.devices):  # they release until the end, also after the printing
@@ -377,32 +397,26 @@ async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: Any,
         if primary is not None:
             outer.start_soon(offline_phase, node, primary, tally, opts)
         async with trio.open_nursery() as nursery:
-            async def stop_on_sigint() -> None:
-                with trio.open_signal_receiver(signal.SIGINT) as signals:
-                    async for _ in signals:
-                        tally.stop.set()
-                        outer.cancel_scope.cancel()  # Ctrl-C: stop now, report what was done
-                        return
-
             async def timer() -> None:
                 if not opts.jobs:
                     await trio.sleep(opts.seconds)
                     tally.stop.set()
 
-            nursery.start_soon(stop_on_sigint)
             nursery.start_soon(timer)
-            async with trio.open_nursery() as workers:
-                for i in range(opts.clients):
-                    workers.start_soon(ipp_client, load, tally, i)
-                for i in range(opts.lpd_clients):
-                    workers.start_soon(lpd_client_task, load, tally, i)
+            with workers_scope:
+                async with trio.open_nursery() as workers:
+                    for i in range(opts.clients):
+                        workers.start_soon(ipp_client, load, tally, i)
+                    for i in range(opts.lpd_clients):
+                        workers.start_soon(lpd_client_task, load, tally, i)
             tally.stop.set()
             nursery.cancel_scope.cancel()
         tally.duration = time.time() - tally.started
         with trio.move_on_after(opts.drain):  # what is held gets released; an offline phase ends
-            while any(tally.held.values()) or tally.releasing or (primary is not None and tally.offline is None):
+            while not interrupted.is_set() and (any(tally.held.values()) or tally.releasing
+                                                or (primary is not None and tally.offline is None)):
                 await trio.sleep(0.1)
-        outer.cancel_scope.cancel()
+        outer.cancel_scope.cancel()  # (after a Ctrl-C what is held stays held: the books say so)
     if live is not None:
         live.close()
     return tally

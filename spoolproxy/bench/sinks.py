@@ -471,8 +471,10 @@ class SinkProcess:
         argv = [sys.executable, "-m", "spoolproxy.bench.sinks", "--kinds", ",".join(self.kinds),
                 "--host", self.host, "--stats", str(self.stats_path)]
         with open(self.log_path, "ab") as log:
+            # its own session: a Ctrl-C at the terminal is the benchmark's to handle (it
+            # stops the load, then the sinks); the sinks notice their parent's death anyway
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=log, env=env, cwd=self.workdir)
+                                         stderr=log, env=env, cwd=self.workdir, start_new_session=True)
         self._finalizer = weakref.finalize(self, _terminate, self.proc)
         try:
             line = self._first_line(timeout)

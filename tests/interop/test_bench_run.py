@@ -3,8 +3,12 @@ with IPP and LPD clients, Secure Print and Find-Me releases through the device A
 the sink printers; the report's books must balance and the JSON and PNG be written."""
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +92,62 @@ def test_compare_needs_the_sinks(tmp_path, bench_cache):
     proc = bench("run", "--seconds", "1", "--printers", "ippeveprinter", "--compare", "--no-live",
                  "--out", str(tmp_path), "--cache", str(bench_cache))
     assert proc.returncode == 2 and "--compare measures against the sink printers" in proc.stderr, proc.stderr
+
+
+def _node_pid(bench_pid: int) -> int | None:
+    """The node process of a running `bench run`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == bench_pid and b"serve" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def _node_workdir(bench_pid: int) -> Path | None:
+    """The work directory of a running `bench run`: its node's working directory."""
+    pid = _node_pid(bench_pid)
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) if pid else None
+    except OSError:
+        return None
+
+
+def test_ctrl_c_stops_the_run_and_reports_what_was_done(tmp_path, bench_cache):
+    """Ctrl-C once jobs are printing (SIGINT to the whole process group, as a terminal sends
+    it): the clients finish the jobs in hand and stop, the node delivers what it accepted,
+    the books are checked and the JSON and PNG written (exit 0: they balance)."""
+    out = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "spoolproxy", "bench", "run", "--seconds", "600",
+                             "--clients", "2", "--lpd-clients", "1", "--users", "5", "--mix", "small.pdf=1",
+                             "--out", str(out), "--cache", str(bench_cache), "--no-live"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=peers.REPO_ROOT,
+                            start_new_session=True)
+    try:
+        def printing() -> bool:
+            work = _node_workdir(proc.pid)
+            stats = work / "sinks" / "sinks-stats.json" if work else None
+            try:
+                return bool(stats and sum(s.get("jobs", 0) for s in json.loads(stats.read_text()).values()))
+            except (OSError, ValueError):
+                return False
+        peers.wait_for(printing, timeout=120, what="the first job printed")
+        node = _node_pid(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    [path] = out.glob("*.json")
+    result = report.load(path)
+    totals = result["targets"]["spoolproxy"]["totals"]
+    assert result["books"]["ok"] and totals["accepted"] > 0, (result["books"], totals)
+    assert result["duration"] < 600, result["duration"]  # stopped by the signal, not by --seconds
+    assert path.with_suffix(".png").is_file() and "books balance" in output, output
+    assert node is not None and not Path(f"/proc/{node}").exists()  # the bench stopped its node
