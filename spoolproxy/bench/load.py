@@ -62,6 +62,7 @@ class Tally:
     stop: trio.Event = field(default_factory=trio.Event)  # the printing stops (releasers go on)
     duration: float = 0.0  # seconds of printing
     offline: dict | None = None  # what the offline phase measured (run.offline_phase)
+    interrupted: bool = False  # stopped by Ctrl-C before its --seconds or --jobs were done
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1

@@ -321,6 +321,9 @@ def summary(result: dict[str, Any]) -> Any:
         parts.append(Text(f"offline phase: primary unreachable {_fmt(_num(off.get('seconds')))} s at "
                           f"{_fmt(_num(off.get('at')))} s; noticed after {_fmt(_num(off.get('detected_after')))} s; "
                           f"{off.get('entries')} journal entries replayed in {_fmt(_num(off.get('replay_seconds')))} s"))
+    if _dig(result, "interrupted") is True:
+        parts.append(Text("stopped by Ctrl-C: the clients finished the jobs in hand; what was held stays held",
+                          style="yellow"))
     parts.append(_books_text(_dig(result, "books")))
     return Group(*parts)
 

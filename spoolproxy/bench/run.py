@@ -385,6 +385,7 @@ async def _drive(load: Load, opts: Options, node: NodeProcess, sinks: Any,
                         workers_scope.cancel()
                         continue
                     interrupted.set()
+                    tally.interrupted = True
                     tally.stop.set()  # each client finishes the job in hand, then stops: what the
                     # node acknowledged is then in the tally (and a Create-Job gets its document)
                     workers_scope.deadline = min(workers_scope.deadline, trio.current_time() + STOP_GRACE)
@@ -562,7 +563,7 @@ def build_result(opts: Options, tally: Tally, jobs: list[dict], txns: list[dict]
         target["node"]["cpu_seconds"] = round(sum(cpu) / 100 * opts.interval, 2)
     return {
         "version": 1, "kind": "spoolproxy-bench", "started": tally.started, "duration": duration,
-        "label": opts.label,
+        "label": opts.label, "interrupted": tally.interrupted,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "spoolproxy": __version__,
                     "hostname": socket.gethostname()},

@@ -213,6 +213,8 @@ def test_summary_shows_numbers_ratios_and_books() -> None:
     row = next(line for line in text.splitlines() if line.startswith("│ spoolproxy "))
     assert "│     10 │" in row  # errors total
     assert "stages" not in text  # no target has the node's stage records
+    assert "Ctrl-C" not in text
+    assert "stopped by Ctrl-C" in _text(report.summary(_result(interrupted=True)))
 
 
 def test_summary_shows_the_node_stages_it_has() -> None:
