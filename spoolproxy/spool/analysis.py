@@ -3,7 +3,8 @@ document engine (spoolproxy.pdl) before the job can be delivered or released.
 
 It runs the engine in worker processes (trio-parallel): the scanners are partly
 compiled Python that holds the GIL, and in the node's own process they would take
-the CPU that answers clients; in another process they use the other core, and a
+the CPU that answers clients; in another process they use the other core, at a
+lower priority (niced) so that a burst of clients still wins the CPU, and a
 scanner that crashes on a hostile document takes down only its worker. It stores a compact summary on each document record:
 totals plus the pages grouped by kind (colour, sides, media, copies), which is
 what the cost model needs and stays small however the pages alternate. A
@@ -17,6 +18,7 @@ import contextlib
 import hashlib
 import functools
 import logging
+import os
 import time
 from typing import Any, Callable, Mapping
 
@@ -34,6 +36,7 @@ __all__ = ["Analyzer", "summary", "job_totals", "MAX_KINDS"]
 
 MAX_KINDS = 64  # distinct page kinds kept per document; the rest are merged without media
 HELD_REASON = "job-held-for-review"
+WORKER_NICE = 10  # added to the workers' niceness
 
 
 def summary(a: pdl.Analysis) -> dict[str, Any]:
@@ -61,6 +64,16 @@ def summary(a: pdl.Analysis) -> dict[str, Any]:
         "warnings": list(a.warnings[:10]),
         "account": a.account,
     }
+
+
+def _background() -> bool:
+    """A worker's init: below the node's priority, so that answering clients wins
+    the CPU over counting pages of jobs already safe on disk (Ghostscript inherits it)."""
+    try:
+        os.nice(WORKER_NICE)
+    except OSError:
+        pass
+    return True
 
 
 def _failure(e: BaseException) -> dict[str, Any]:
@@ -93,7 +106,8 @@ class Analyzer:
         async with contextlib.AsyncExitStack() as stack:
             if self.processes:
                 self._context = await stack.enter_async_context(
-                    trio_parallel.open_worker_context(idle_timeout=300.0, grace_period=5.0))
+                    trio_parallel.open_worker_context(idle_timeout=300.0, grace_period=5.0,
+                                                      init=_background))
             nursery = await stack.enter_async_context(trio.open_nursery())
             task_status.started()
             while True:

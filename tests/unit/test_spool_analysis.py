@@ -13,7 +13,7 @@ from spoolproxy import pdl
 from spoolproxy.db import Database
 from spoolproxy.ipp.model import JobState
 from spoolproxy.spool import JobStore
-from spoolproxy.spool.analysis import MAX_KINDS, Analyzer, job_totals, summary
+from spoolproxy.spool.analysis import MAX_KINDS, WORKER_NICE, Analyzer, job_totals, summary
 
 
 def open_store(state: Path) -> JobStore:
@@ -155,6 +155,17 @@ async def test_a_crashing_engine_worker_is_recorded_and_the_stage_goes_on(store)
             while not job.analyzed:
                 await store.wait_changed()
         assert job.documents[0].analysis["pages"] == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_engine_workers_run_below_the_nodes_priority(store):
+    # a burst of jobs must not wait for the CPU behind counting the pages of jobs
+    # already on disk: the workers (and the Ghostscript they start) are niced
+    analyzer = Analyzer(store, queues())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(analyzer.run)
+        worker = await analyzer.convert(os.nice, 0)
+        assert worker == min(19, os.nice(0) + WORKER_NICE)
         nursery.cancel_scope.cancel()
 
 
