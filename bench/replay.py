@@ -88,8 +88,6 @@ nothing); 3 when a node did not start or stopped answering.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import json
 import os
 import random
@@ -101,7 +99,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import httpx
 
@@ -113,6 +111,7 @@ for _p in (str(REPO), str(BENCH)):
 
 from _report import new_result, phase, say, stop_on_sigterm  # noqa: E402
 from accept_rate import LIVE, PeerFailed, Proc, cpu_seconds, machine_busy, tail  # noqa: E402
+from spoolproxy.collector import settled  # noqa: E402  (the node's collector settings)
 from spoolproxy.db import Database  # noqa: E402
 from spoolproxy.ledger import User, personal  # noqa: E402
 from spoolproxy.ledger.store import apply_fn, put_user_fn  # noqa: E402
@@ -550,18 +549,6 @@ def resend(primary: Node, args: argparse.Namespace, entries: list[dict[str, Any]
 # --------------------------------------------------------------------------- the peers
 
 
-@contextlib.contextmanager
-def frozen() -> Iterator[None]:
-    """What a node does once it has started (spoolproxy.app): everything loaded so far
-    is kept out of the collector's passes."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def local_peers(args: argparse.Namespace, work: Path, entries: list[dict[str, Any]], credit: int) -> dict[str, Any]:
     """The same entries into a fresh primary ledger in this process: Primary.apply (no
     HTTP, no site), and apply_fn alone, one commit per batch."""
@@ -600,7 +587,7 @@ def local_peers(args: argparse.Namespace, work: Path, entries: list[dict[str, An
                 nursery.cancel_scope.cancel()
             return seconds
 
-        with phase(f"peer: Primary.apply in this process, {len(entries):,} entries"), frozen():
+        with phase(f"peer: Primary.apply in this process, {len(entries):,} entries"), settled():
             seconds = trio.run(run)
         out["primary_apply"] = {"what": f"Primary.apply, {args.batch} a call, in this process",
                                 "seconds": seconds, "entries_per_s": len(entries) / seconds,
@@ -608,7 +595,7 @@ def local_peers(args: argparse.Namespace, work: Path, entries: list[dict[str, An
 
     with fresh("ledger") as db:
         commits0 = db.stats.commits
-        with phase(f"peer: apply_fn, one commit per {args.batch}"), frozen():
+        with phase(f"peer: apply_fn, one commit per {args.batch}"), settled():
             t0 = time.perf_counter()
             for b in batches:
                 fns = [apply_fn(e["id"], e["data"]["account"], e["data"]["amount"], "print", job=e["data"]["job"],

@@ -7,7 +7,6 @@ a crashed task takes the node down loudly. SIGINT/SIGTERM cancel it cleanly.
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import os
 import signal
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import trio
 
+from . import collector
 from .config import Settings
 
 log = logging.getLogger("spoolproxy.node")
@@ -113,10 +113,7 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
         recovered = store.recover()
         if recovered:
             log.info("recovered %d unfinished job(s) from %s", len(recovered), state_dir)
-        # the loaded job records live as long as the node: keep them out of the collector's
-        # full passes (with 10,000 jobs held one took ~90 ms, stalling every request)
-        gc.collect()
-        gc.freeze()
+        collector.settle()  # the loaded job records live as long as the node
         admission = Admission(ledger, settings.queues, settings.ledger, store, money=money, site=site)
         admission.load_recent()
         upstream = Upstream(settings, store, charger=charger)

@@ -17,44 +17,26 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator
 
-import msgpack
-
+from .. import _twins
 from ..db import Database, WriteTxn, key_u64, u64_key
+from .credit import NO_ACCOUNT, NO_CREDIT, NO_DISABLED, CreditRule  # noqa: F401  (re-exported)
 from .errors import (Conflict, InsufficientCredit, LedgerError, TransactionConflict, UnknownAccount,
                      UnknownUser)
 from .records import (KINDS, SCHEMA_VERSION, MAX_CARDS, SHARED_PREFIX, USER_PREFIX, Account, Balance, Group, Txn,
                       User, check_name, key, personal, shared)
 
-_unpackb = msgpack.unpackb  # a balance record is a flat list: the defaults read it
+_credit = _twins.load("spoolproxy.ledger.credit")  # compiled: the answer is built in C
+Credit, _decide = _credit.Credit, _credit.decide
+
 MAX_TXN_ID = 200  # bytes; LMDB keys are at most 511
 MAX_AMOUNT = 10**15  # far beyond any real price, far inside msgpack's int64
 MAX_BALANCE = 2**62  # ditto for a balance: every write of a charge then packs
 
 
-class CreditRule(Protocol):
-    def available(self, balance: int, overdraft: int) -> int: ...
 USER_FIELDS = frozenset(f.name for f in dataclasses.fields(User)) - {"name", "created", "updated"}
 ACCOUNT_FIELDS = frozenset(f.name for f in dataclasses.fields(Account)) - {"name", "created", "updated"}
-
-
-NO_CREDIT = "not enough credit"
-NO_DISABLED = "the account is disabled"
-NO_ACCOUNT = "there is no such account"
-
-
-@dataclass(slots=True)
-class Credit:
-    """The answer of the credit check."""
-
-    ok: bool
-    account: str
-    cost: int
-    balance: int = 0
-    available: int = 0  # balance + overdraft (what a restricted account may spend)
-    restricted: bool = True
-    reason: str = ""  # why not, in words for the user
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +107,11 @@ class Ledger:
         negative; disabled ones pay nothing. One read: this is the microsecond path
         on every job. ``reason`` is one of the NO_* constants."""
         if self._balances is None:  # a read-only view of an environment without the table
-            return Credit(False, account, cost, reason=NO_ACCOUNT)
+            return _decide(None, account, cost)
         txn = self._begin(self._balances)  # inlined Database.reader: a call less per check
         raw = txn.get(account.encode())
         txn.commit()
-        if raw is None:
-            return Credit(False, account, cost, reason=NO_ACCOUNT)
-        _v, bal, overdraft, restricted, disabled, _last = _unpackb(raw)
-        available = bal + overdraft if self.credit is None else self.credit.available(bal, overdraft)
-        if disabled:
-            return Credit(False, account, cost, bal, available, restricted, NO_DISABLED)
-        if restricted and 0 < cost and available < cost:
-            return Credit(False, account, cost, bal, available, restricted, NO_CREDIT)
-        return Credit(True, account, cost, bal, available, restricted)
+        return _decide(raw, account, cost, self.credit)
 
     def txn(self, txn_id: str) -> Txn | None:
         seq = self.db.get("txn_ids", txn_id.encode())

@@ -22,7 +22,7 @@ def _load(path: Path):
 def test_every_parser_has_a_fuzz_target():
     names = {p.stem for p in TARGETS}
     for parser in ("ipp_codec", "pdl_engine", "pdl_pdf", "pdl_pdfcolor", "pdl_postscript", "pdl_pcl",
-                   "pdl_pclxl", "pdl_raster", "users_csv", "sync_journal", "lpd_protocol"):
+                   "pdl_pclxl", "pdl_raster", "users_csv", "sync_journal", "lpd_protocol", "ledger_credit"):
         assert f"fuzz_{parser}" in names
 
 
