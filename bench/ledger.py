@@ -20,8 +20,9 @@
 2. **Durable charges.** The same environment opened with ``sync=True`` (each commit is
    fsynced), the writer task (``Database.run``) running, ``--concurrency`` trio tasks
    (one run per number in the list; the best run is the ledger's capacity) each applying
-   job charges (``Ledger.apply(..., "print", require_funds=True)`` with a
-   unique idempotent id) to random enabled accounts for ``--seconds`` (or
+   job charges (``Ledger.apply(..., "print", require_funds=True)`` under the id the
+   node charges a job with: ``ledger.charge.charge_id`` of a fresh job uuid) to random
+   enabled accounts for ``--seconds`` (or
    ``--charges`` in all): charges per second, commits (``db.stats``) and the average
    group (charges per commit), and the latency of one charge. The peer: the same with
    one task (every charge its own commit, no grouping) for ``--single-seconds``; the
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import trio
@@ -57,7 +59,9 @@ for _p in (str(REPO), str(REPO / "bench")):
 from _report import phase, say  # noqa: E402
 from spoolproxy import _twins  # noqa: E402
 from spoolproxy.collector import settled  # noqa: E402
+from spoolproxy.uuids import uuid7  # noqa: E402
 from spoolproxy.db import Database  # noqa: E402
+from spoolproxy.ledger.charge import charge_id  # noqa: E402
 from spoolproxy.ledger.store import _credit  # noqa: E402  (the decision's twin in use)
 from spoolproxy.ledger import (Account, Balance, InsufficientCredit, Ledger, LedgerError, User,  # noqa: E402
                                personal, shared)
@@ -228,7 +232,7 @@ def bench_check(db: Database, names: list[str], args: argparse.Namespace) -> dic
 
 
 async def charge_run(db: Database, ledger: Ledger, targets: list[str], *, tasks: int, seconds: float,
-                     charges: int, tag: str, seed: int) -> dict[str, Any]:
+                     charges: int, seed: int) -> dict[str, Any]:
     """``tasks`` concurrent chargers through the writer task until ``seconds`` pass or
     ``charges`` were made (0: no count limit)."""
     before = (db.stats.commits, db.stats.requests)
@@ -249,7 +253,9 @@ async def charge_run(db: Database, ledger: Ledger, targets: list[str], *, tasks:
             account = targets[rnd.randrange(len(targets))]
             t0 = clock()
             try:
-                applied = await ledger.apply(f"bench/{tag}/{n}/{i}", account, -rnd.randrange(1, 60), "print",
+                # the id the node charges a job under: derived from the job's (time-ordered) uuid
+                txn_id = charge_id(SimpleNamespace(uuid=f"urn:uuid:{uuid7()}"), {})
+                applied = await ledger.apply(txn_id, account, -rnd.randrange(1, 60), "print",
                                              job=i, by="bench", require_funds=True)
             except InsufficientCredit:
                 counts["refused"] += 1
@@ -288,20 +294,19 @@ def bench_charges(db: Database, args: argparse.Namespace) -> dict[str, Any]:
     pool = rnd.sample(account_names(args.users, args.accounts), min(20_000, args.users + args.accounts))
     targets = [a for a in pool if (b := ledger.balance(a)) is not None and not b.disabled]
     txns_before = db.count("txns")
-    run_id = f"{os.getpid()}-{time.time_ns()}"  # ids unique even in a kept --workdir ledger
     results = {}
     runs = []
     for tasks in args.concurrency:
         with phase(f"durable charges: {tasks} tasks for {args.seconds:g} s"):
             runs.append(trio.run(lambda: charge_run(db, ledger, targets, tasks=tasks, seconds=args.seconds,
-                                                    charges=args.charges, tag=f"{run_id}/grouped{tasks}",
+                                                    charges=args.charges,
                                                     seed=args.seed)))
     # the ledger's capacity is its rate at the concurrency that fills its commits best
     results["grouped"] = max(runs, key=lambda r: r["charges_per_s"])
     with phase(f"durable charges: one task for {args.single_seconds:g} s"):
         results["single"] = trio.run(lambda: charge_run(db, ledger, targets, tasks=1,
                                                         seconds=args.single_seconds,
-                                                        charges=args.single_charges, tag=f"{run_id}/single",
+                                                        charges=args.single_charges,
                                                         seed=args.seed))
     g, s = results["grouped"], results["single"]
     ratio = g["charges_per_s"] / s["charges_per_s"] if s["charges_per_s"] else float("nan")
@@ -314,7 +319,7 @@ def bench_charges(db: Database, args: argparse.Namespace) -> dict[str, Any]:
         wrong.append("a fresh transaction id was reported as already applied")
     wrong += [f"charge failed: {e}" for r in (*runs, s) for e in r["errors"]]
     met = {"10k_charges_per_s": g["charges_per_s"] >= TARGET_CHARGES_PER_S}
-    say(f"\n2. Durable charges: Ledger.apply(..., 'print', require_funds=True), unique ids, random accounts "
+    say(f"\n2. Durable charges: Ledger.apply(..., 'print', require_funds=True), ids as the node makes them, random accounts "
         f"of {len(targets):,}; sync=True (each commit fsynced)")
     say(f"   {'mode':28s} {'tasks':>5s} {'seconds':>7s} {'charges':>8s} {'refused':>7s} {'charges/s':>10s} "
         f"{'commits':>8s} {'avg group':>9s} {'p50 ms':>7s} {'p99 ms':>7s}")

@@ -24,6 +24,7 @@ from ..db import Database, WriteTxn, key_u64, u64_key
 from .credit import NO_ACCOUNT, NO_CREDIT, NO_DISABLED, CreditRule  # noqa: F401  (re-exported)
 from .errors import (Conflict, InsufficientCredit, LedgerError, TransactionConflict, UnknownAccount,
                      UnknownUser)
+from ..uuids import new_id
 from .records import (KINDS, SCHEMA_VERSION, MAX_CARDS, SHARED_PREFIX, USER_PREFIX, Account, Balance, Group, Txn,
                       User, check_name, key, personal, shared)
 
@@ -179,14 +180,14 @@ class Ledger:
                     txn_id: str | None = None) -> Applied:
         if amount <= 0:
             raise LedgerError("a top-up must be a positive amount")
-        return await self.apply(txn_id or _new_id("topup"), account, amount, "top-up", by=by,
+        return await self.apply(txn_id or new_id("topup"), account, amount, "top-up", by=by,
                                 comment=comment)
 
     async def adjust(self, account: str, amount: int, *, by: str, comment: str = "",
                      txn_id: str | None = None) -> Applied:
         if amount == 0:
             raise LedgerError("an adjustment of 0 changes nothing")
-        return await self.apply(txn_id or _new_id("adjust"), account, amount, "adjustment", by=by,
+        return await self.apply(txn_id or new_id("adjust"), account, amount, "adjustment", by=by,
                                 comment=comment)
 
     async def put_user(self, user: User, *, initial_credit: int = 0, by: str = "system") -> User:
@@ -216,11 +217,6 @@ def _show(account: str) -> str:
     if account.startswith(SHARED_PREFIX):
         return repr(account[len(SHARED_PREFIX):])
     return repr(account)
-
-
-def _new_id(kind: str) -> str:
-    import uuid
-    return f"{kind}/{uuid.uuid4().hex}"
 
 
 # ---- write functions (run inside the write transaction) ----------------------------

@@ -32,6 +32,7 @@ from sortedcontainers import SortedDict
 from ..fsutil import fsync_dir
 from ..db import Database, DatabaseError, WriteTxn, job_key, key_job_id
 from ..ipp.model import JobState
+from ..uuids import uuid7
 from .errors import (CorruptRecord, DocumentMissing, DocumentTooLarge, JobNotFound, SpoolError,
                      SpoolFull)
 from .job import Document, Job
@@ -297,7 +298,7 @@ class JobStore:
         job_id = self._next_id
         if job_id > MAX_JOB_ID:
             raise SpoolError("job ids are exhausted (2**31-1)")
-        fields.setdefault("uuid", f"urn:uuid:{uuid.uuid4()}")
+        fields.setdefault("uuid", f"urn:uuid:{uuid7()}")  # time-ordered: see spoolproxy.uuids
         job = Job(id=job_id, **fields)
         self._next_id = job_id + 1
         self._register(job)

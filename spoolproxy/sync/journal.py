@@ -19,7 +19,6 @@ Everything here runs inside the database writer's transaction: no I/O.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any, Callable, Iterator
 
 from ..db import Database, WriteTxn, key_u64, u64_key
@@ -42,10 +41,6 @@ MAX_ENTRY_BYTES = 4096
 
 class JournalError(ValueError):
     """An entry that cannot be journaled or replayed (the message says why)."""
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}/{uuid.uuid4().hex}"
 
 
 def entry(kind: str, entry_id: str, data: dict[str, Any], *, site: str, offline: bool,

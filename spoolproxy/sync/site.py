@@ -28,6 +28,7 @@ from ..db import Database, WriteTxn
 from ..ledger import InsufficientCredit, LedgerError, User
 from ..ledger.records import MAX_CARDS
 from ..ledger.store import Applied, Ledger, update_user_fn
+from ..uuids import new_id
 from . import journal as J
 from .client import Client, PrimaryUnreachable, SyncRefused
 from .policy import credit_rule
@@ -367,7 +368,7 @@ class Site:
     async def register_card(self, user: User, card: str, by: str) -> None:
         """A card self-association: applied here and journaled for the primary."""
         upd = update_user_fn(user.name, {"cards": [*user.cards, card][-MAX_CARDS:]}, by=by, now=self.clock())
-        e = J.entry("card", J.new_id("card"), {"user": user.name, "card": card, "by": by}, site=self.name,
+        e = J.entry("card", new_id("card"), {"user": user.name, "card": card, "by": by}, site=self.name,
                     offline=not self.online)
 
         def fn(t: WriteTxn) -> None:
@@ -379,7 +380,7 @@ class Site:
     def release_fn(self, data: dict[str, Any]) -> Callable[[WriteTxn], Any]:
         """A release's journal entry, written in the release's own commit."""
         self._wake.set()
-        return J.journal_fn(J.entry("release", J.new_id("release"), data, site=self.name,
+        return J.journal_fn(J.entry("release", new_id("release"), data, site=self.name,
                                     offline=not self.online), pushed=False)
 
 
