@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .. import _twins
 from ..db import Database, WriteTxn, key_u64, u64_key
+from ..uuids import new_id
 from .credit import NO_ACCOUNT, NO_CREDIT, NO_DISABLED, CreditRule  # noqa: F401  (re-exported)
 from .errors import (Conflict, InsufficientCredit, LedgerError, TransactionConflict, UnknownAccount,
                      UnknownUser)
-from ..uuids import new_id
 from .records import (KINDS, SCHEMA_VERSION, MAX_CARDS, SHARED_PREFIX, USER_PREFIX, Account, Balance, Group, Txn,
                       User, check_name, key, personal, shared)
 
