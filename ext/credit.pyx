@@ -4,9 +4,9 @@ balance record. The pure module is the specification; this one must answer and
 raise exactly as it does.
 
 The record is nearly always what Balance.to_record packs: a msgpack fixarray of six
-with integers and booleans. That shape is read here in C and the answer built
-without the interpreter; anything else (another encoding, other types, an offline
-policy's rule, a cost beyond 64 bits) takes the same path as the pure module.
+with integers and booleans. That shape is read here in C, without msgpack's
+unpacker, and the answer built without the interpreter; anything else (another
+encoding, other types) is unpacked by msgpack as the pure module does.
 """
 from libc.stdint cimport int64_t, uint64_t
 
@@ -33,13 +33,7 @@ cdef class Credit:
     cdef public object reason  # why not, in words for the user: one of the NO_* constants
 
     def __init__(self, ok, account, cost, balance=0, available=0, restricted=True, reason=""):
-        self.ok = ok
-        self.account = account
-        self.cost = cost
-        self.balance = balance
-        self.available = available
-        self.restricted = restricted
-        self.reason = reason
+        _fill(self, ok, account, cost, balance, available, restricted, reason)
 
     def _fields(self):
         return (self.ok, self.account, self.cost, self.balance, self.available, self.restricted, self.reason)
@@ -55,9 +49,8 @@ cdef class Credit:
                 f"restricted={self.restricted!r}, reason={self.reason!r})")
 
 
-cdef inline Credit _credit(object ok, object account, object cost, object balance, object available,
-                           object restricted, object reason):
-    cdef Credit c = Credit.__new__(Credit)
+cdef inline Credit _fill(Credit c, object ok, object account, object cost, object balance, object available,
+                         object restricted, object reason):
     c.ok = ok
     c.account = account
     c.cost = cost
@@ -122,35 +115,36 @@ cdef inline int _read_bool(const unsigned char* p, Py_ssize_t n, Py_ssize_t* pos
     return 1
 
 
+cdef inline int _read_record(bytes raw, int64_t* balance, int64_t* overdraft, bint* restricted,
+                             bint* disabled) noexcept:
+    """The fields of ``[schema, balance, overdraft, restricted, disabled, last]`` packed
+    as Balance.to_record packs it (a fixarray of six, integers and booleans, nothing
+    after); 0 for anything else."""
+    cdef const unsigned char* p = raw
+    cdef Py_ssize_t n = len(raw), pos = 1
+    cdef int64_t ignored
+    return (n > 0 and p[0] == 0x96
+            and _read_int(p, n, &pos, &ignored) and _read_int(p, n, &pos, balance)
+            and _read_int(p, n, &pos, overdraft) and _read_bool(p, n, &pos, restricted)
+            and _read_bool(p, n, &pos, disabled) and _read_int(p, n, &pos, &ignored) and pos == n)
+
+
 def decide(raw, account, cost, rule=None):
     """May ``account``, whose balance record is ``raw`` (packed; None: no record), pay
     ``cost``? ``rule`` replaces balance plus overdraft as what may be spent."""
-    cdef const unsigned char* p
-    cdef Py_ssize_t n, pos = 1
-    cdef int64_t v, bal, overdraft, last, c, available
-    cdef bint restricted, disabled
+    cdef int64_t bal, over
+    cdef bint restr, dis
     if raw is None:
-        return _credit(False, account, cost, 0, 0, True, NO_ACCOUNT)
-    if rule is None and type(raw) is bytes and type(cost) is int and -(1 << 62) <= cost <= (1 << 62):
-        p = <const unsigned char*>(<bytes>raw)
-        n = len(<bytes>raw)
-        if (n > 0 and p[0] == 0x96
-                and _read_int(p, n, &pos, &v) and _read_int(p, n, &pos, &bal)
-                and _read_int(p, n, &pos, &overdraft) and _read_bool(p, n, &pos, &restricted)
-                and _read_bool(p, n, &pos, &disabled) and _read_int(p, n, &pos, &last) and pos == n
-                and -(1 << 62) <= bal <= (1 << 62) and -(1 << 62) <= overdraft <= (1 << 62)):
-            c = cost
-            available = bal + overdraft  # both within 2**62: no overflow
-            if disabled:
-                return _credit(False, account, cost, bal, available, restricted, NO_DISABLED)
-            if restricted and 0 < c and available < c:
-                return _credit(False, account, cost, bal, available, restricted, NO_CREDIT)
-            return _credit(True, account, cost, bal, available, restricted, "")
-    # everything else as the pure module does it
-    _v, bal_, overdraft_, restricted_, disabled_, _last = _unpackb(raw)
-    available_ = bal_ + overdraft_ if rule is None else rule.available(bal_, overdraft_)
-    if disabled_:
-        return _credit(False, account, cost, bal_, available_, restricted_, NO_DISABLED)
-    if restricted_ and 0 < cost and available_ < cost:
-        return _credit(False, account, cost, bal_, available_, restricted_, NO_CREDIT)
-    return _credit(True, account, cost, bal_, available_, restricted_, "")
+        return _fill(Credit.__new__(Credit), False, account, cost, 0, 0, True, NO_ACCOUNT)
+    if type(raw) is bytes and _read_record(<bytes>raw, &bal, &over, &restr, &dis):
+        balance, overdraft, restricted, disabled = bal, over, restr, dis
+    else:  # another encoding or other types: what msgpack makes of it, as in the pure module
+        _v, balance, overdraft, restricted, disabled, _last = _unpackb(raw)
+    available = balance + overdraft if rule is None else rule.available(balance, overdraft)
+    if disabled:
+        reason = NO_DISABLED
+    elif restricted and 0 < cost and available < cost:
+        reason = NO_CREDIT
+    else:
+        reason = ""
+    return _fill(Credit.__new__(Credit), not reason, account, cost, balance, available, restricted, reason)
