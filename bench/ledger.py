@@ -79,7 +79,7 @@ COST = 150  # the job the credit check is asked about (minor units)
 def gc_setting() -> str:
     if not gc.isenabled():
         return "off"
-    return "as a node runs it: thresholds " + "/".join(map(str, gc.get_threshold())) + ", state frozen"
+    return "as a node runs it: loaded state frozen, thresholds " + "/".join(map(str, gc.get_threshold()))
 
 
 def percentiles(ns: list[int]) -> dict[str, float]:

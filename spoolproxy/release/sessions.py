@@ -107,8 +107,8 @@ class Lockout:
         """Raise Locked while ``login`` is locked."""
         count, until = self._failures.get(login, (0, 0.0))
         now = self.clock()
-        if until > now:
-            raise Locked(until - now)
+        if until > now:  # (clamped: the float sum until - now can come out a hair over)
+            raise Locked(min(until - now, self.seconds))
         if until and count >= self.attempts:  # the lock ran out: a fresh count
             del self._failures[login]
 

@@ -228,6 +228,37 @@ async def test_writer_cancel_finishes_queued_and_falls_back(db):
 
 
 @pytest.mark.trio
+async def test_a_caller_cancelled_while_queued_leaves_the_others_and_its_write(db, monkeypatch):
+    real = db._commit
+    release = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def held_commit(groups):
+        trio.from_thread.run(release.wait, trio_token=token)  # hold the batch until told
+        real(groups)
+
+    monkeypatch.setattr(db, "_commit", held_commit)
+    done = []
+
+    async def writer(i):
+        await db.write([("meta", b"q%d" % i, i)])
+        done.append(i)
+
+    async with trio.open_nursery() as wn:
+        await wn.start(db.run)
+        async with trio.open_nursery() as callers:
+            for i in range(5):
+                callers.start_soon(writer, i)
+            with trio.move_on_after(0.05) as gave_up:  # one caller stops waiting
+                await db.write([("meta", b"gone", 1)])
+            assert gave_up.cancelled_caught
+            release.set()
+        wn.cancel_scope.cancel()
+    assert sorted(done) == list(range(5))  # the others are woken as usual
+    assert db.get("meta", b"gone") == 1  # and the cancelled caller's write was still applied
+
+
+@pytest.mark.trio
 async def test_writer_cancelled_mid_commit_finishes_the_batch(db, monkeypatch):
     real = db._commit
     in_commit = trio.Event()
