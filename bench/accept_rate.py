@@ -709,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"the document file")
             print(f"  cupsd raw queue check: {raw_check['print-job']}")
         if "proxy" in want:
-            print("  proxy: fsync = true (document file + spool directory + LMDB commit before answering)")
+            print("  proxy: fsync = true (document and job record on disk before answering: a small document"
+                  " in the record's LMDB commit, a larger one's file and directory fsynced first)")
         if args.proxy_cprofile:
             print(f"  proxy runs under cProfile ({args.proxy_cprofile}): its rates are not comparable")
 

@@ -135,6 +135,7 @@ async def run_node(settings: Settings, *, task_status=trio.TASK_STATUS_IGNORED) 
                                 on_ready=upstream.wake, admission=admission)
             await nursery.start(analyzer.run)
             nursery.start_soon(store.run_purger, settings.node.job_history)
+            nursery.start_soon(store.run_settler)
             release = Release(settings, store, ledger, upstream, Audit(db), run=analyzer.convert, money=money,
                               site=site)
             await nursery.start(release.run_expiry)

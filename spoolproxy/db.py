@@ -37,6 +37,8 @@ import trio
 TABLES: tuple[str, ...] = (
     "meta",
     "jobs",
+    # small documents committed with their job, until their spool file is fsynced
+    "spool_inline",
     # the ledger (spoolproxy.ledger)
     "users", "cards", "idents", "groups", "accounts", "account_codes", "balances",
     "txns", "txn_ids",

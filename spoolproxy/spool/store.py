@@ -4,9 +4,19 @@ Every job record lives in memory (one :class:`Job` object per job, shared by eve
 task) and in the "jobs" table; the store is the only writer of that table. Mutate a
 Job, then ``await store.save(job)``: when save returns, that state is on disk.
 
-Durability before acknowledgement: :meth:`JobStore.spool_document` returns only
-after the file and its directory entry are fsynced; :meth:`JobStore.save` returns
-only after the record is committed. A protocol server acknowledges a job after both.
+Durability before acknowledgement: a protocol server acknowledges a job only after
+:meth:`JobStore.save` has committed its record, and by then its documents are durable
+too, in one of two ways:
+
+* a document larger than ``INLINE_MAX``: :meth:`JobStore.spool_document` fsyncs the
+  file and its directory entry before it returns;
+* a small one (most jobs): its bytes go into the same LMDB commit as the job's record
+  (table ``spool_inline``), and its file is written but not fsynced. A file's fsync
+  and its directory's each cost a journal commit of their own before the answer,
+  per job; this way the job's one grouped commit covers the document as well.
+  :meth:`JobStore.settle` (every ``SETTLE_INTERVAL`` s, off the request path) fsyncs
+  those files in a batch and then drops their copies; at start,
+  :meth:`JobStore.recover` rewrites from the copies any file that a crash lost.
 
 Spool files are named ``d-<uuid hex>``, created 0600 with O_EXCL, and are immutable
 once a record refers to them (recovery checks their size). Files that no record
@@ -19,6 +29,7 @@ handed out again, even after the job was deleted or purged.
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import time
@@ -41,10 +52,15 @@ log = logging.getLogger("spoolproxy.spool")
 
 JOBS = "jobs"
 META = "meta"
+INLINE = "spool_inline"  # spool file name -> its bytes, until the file is fsynced
 NEXT_ID_KEY = b"next_id"
 MAX_JOB_ID = 2**31 - 1  # IPP integer (job-id is 1:MAX)
 FILE_PREFIX = "d-"
 FLUSH_BYTES = 1 << 20  # spool_document hands the disk this much per thread hop
+INLINE_MAX = 256 << 10  # documents up to this size are committed with their job
+STAGED_MAX = 64 << 20  # small documents spooled and not yet saved: beyond this, fsync them
+SETTLE_INTERVAL = 1.0  # seconds between settle() runs
+SETTLE_BATCH = 4096  # files fsynced per settle() transaction
 PURGE_BATCH = 1000
 WHICH = ("not-completed", "completed", "all")
 
@@ -137,6 +153,11 @@ class JobStore:
         self._persisted: set[int] = set()  # ids with a committed record
         self._claimed: set[int] = set()  # ids save() was called for (committed or in flight)
         self._spooling: set[str] = set()  # spool files being written right now
+        # small documents spooled but not yet saved with a job: name -> bytes (the save
+        # puts them in its commit); then those committed whose file is not fsynced yet
+        self._staged: dict[str, bytes] = {}
+        self._staged_bytes = 0
+        self._unsettled: set[str] = set()
         self._waiters: dict[str | None, trio.Event] = {}
         self._next_id = 1
         self._load()
@@ -321,6 +342,7 @@ class JobStore:
         that belong to the same change (e.g. its audit entries)."""
         jobs = list(jobs)
         ops = []
+        inline: list[str] = []
         fns = list(also)
         for job in jobs:
             if self._jobs.get(job.id) is not job:
@@ -330,6 +352,12 @@ class JobStore:
                 if fn is not None:
                     fns.append(fn)
             ops.append((JOBS, job_key(job.id), job.to_record()))
+            if self._staged:
+                for d in job.documents:
+                    data = self._staged.get(d.path)
+                    if data is not None:
+                        ops.append((INLINE, d.path.encode(), data))
+                        inline.append(d.path)
             self._index(job)
             self._claimed.add(job.id)
         if not jobs:
@@ -343,6 +371,11 @@ class JobStore:
                 await self.db.write(ops)
         except DatabaseError as e:
             raise SpoolError(f"cannot save job {', '.join(str(j.id) for j in jobs)}: {e}") from e
+        for name in inline:
+            data = self._staged.pop(name, None)
+            if data is not None:
+                self._staged_bytes -= len(data)
+                self._unsettled.add(name)
         for job in jobs:
             if self._jobs.get(job.id) is job:
                 self._persisted.add(job.id)
@@ -388,6 +421,9 @@ class JobStore:
 
     def discard_file(self, name: str) -> None:
         """Remove a spool file no saved job refers to (synchronous)."""
+        data = self._staged.pop(name, None)
+        if data is not None:
+            self._staged_bytes -= len(data)
         _unlink_quiet(self.path(name))
 
     # ---- documents -------------------------------------------------------------
@@ -409,7 +445,9 @@ class JobStore:
 
     async def spool_document(self, chunks: AsyncIterable[bytes], *, max_bytes: int = 0) -> tuple[str, int]:
         """Stream chunks into a new spool file; returns (file name, size) once the
-        file and its directory entry are on disk. Memory use is flat (~1 MiB).
+        file and its directory entry are on disk, or, for a small document, once it
+        is staged for the save of the job that refers to it, which makes it durable
+        (module docstring). Memory use is flat (~1 MiB).
 
         On any error (the iterator's own, DocumentTooLarge, SpoolFull, SpoolError)
         or cancellation the partial file is removed and the error propagates.
@@ -440,10 +478,16 @@ class JobStore:
                     buf = []
                     buffered = 0
             last_fd, fd = fd, -1  # _finish_file closes it, whatever happens
+            # small and whole in memory: the job's commit will carry it (module docstring)
+            inline = (self.fsync and last_fd < 0 and 0 < size <= INLINE_MAX
+                      and self._staged_bytes + size <= STAGED_MAX)
             try:
-                await trio.to_thread.run_sync(self._finish_file, path, last_fd, buf)
+                await trio.to_thread.run_sync(self._finish_file, path, last_fd, buf, not inline)
             except OSError as e:
                 _raise_spool_os_error(e, f"cannot write {path}")
+            if inline:
+                self._staged[name] = buf[0] if len(buf) == 1 else b"".join(buf)
+                self._staged_bytes += size
             return name, size
         except BaseException:
             if fd >= 0:
@@ -456,19 +500,97 @@ class JobStore:
         finally:
             self._spooling.discard(name)
 
-    def _finish_file(self, path: Path, fd: int, buf: list[bytes]) -> None:
-        """In a worker thread: the last bytes, then the file and its directory entry
-        made durable, all in one hop. (A directory fsync shared by concurrent jobs
-        saved disk flushes but cost each job a second hop and the loop's time to
-        coordinate it; measured, one hop per job accepts more jobs per second.)"""
+    def _finish_file(self, path: Path, fd: int, buf: list[bytes], durable: bool) -> None:
+        """In a worker thread: the last bytes, then (durable) the file and its
+        directory entry fsynced, all in one hop. (A directory fsync shared by
+        concurrent jobs cost each job a second hop; measured, one hop was faster.)"""
         fd = _write_chunk(path, fd, buf)
+        sync = durable and self.fsync
         try:
-            if self.fsync:
+            if sync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        if self.fsync:
+        if sync:
             fsync_dir(self.spool_dir)
+
+    async def settle(self) -> int:
+        """Fsync the files of documents committed inline, then drop their committed
+        copies (one directory fsync and one commit per batch). Returns how many."""
+        # A name is here once the save that staged it has committed. Another save that
+        # carried the same copy was called before that, so it commits before this
+        # delete: writes commit in call order.
+        batch = list(itertools.islice(self._unsettled, SETTLE_BATCH))
+        if not batch:
+            return 0
+        await trio.to_thread.run_sync(self._sync_files, batch)
+        await self.db.write([(INLINE, name.encode(), None) for name in batch])
+        self._unsettled.difference_update(batch)
+        return len(batch)
+
+    def _sync_files(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                fd = os.open(self.path(name), os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue  # its job is gone (deleted, purged, converted): only the copy is left
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(self.spool_dir)
+
+    async def run_settler(self, interval: float = SETTLE_INTERVAL, *,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """settle() every interval seconds while there is something to settle
+        (``nursery.start``). A failure is logged and retried: the copies stay
+        committed, so nothing is at risk meanwhile."""
+        task_status.started()
+        while True:
+            await trio.sleep(interval)
+            if self._unsettled:
+                try:
+                    while await self.settle() == SETTLE_BATCH:
+                        pass
+                except Exception as e:
+                    log.exception("settling spool files failed: %s", e)
+
+    def _restore_inline(self) -> None:
+        """Startup: the documents committed inline whose files were not fsynced yet
+        when the node stopped. Each file a job refers to is rewritten from its copy if
+        it differs (a crash lost it), and fsynced; then the copies are dropped."""
+        keys = []
+        referenced = None
+        restored = 0
+        for key, data in self.db.scan(INLINE):
+            keys.append(key)
+            if referenced is None:
+                referenced = {d.path for job in self._jobs.values() for d in job.documents}
+            name = key.decode("utf-8", "replace")
+            if name not in referenced or not isinstance(data, bytes):
+                continue
+            path = self.path(name)
+            try:
+                with open(path, "rb") as f:
+                    same = f.read(len(data) + 1) == data
+            except FileNotFoundError:
+                same = False
+            flags = os.O_WRONLY | os.O_CLOEXEC | (0 if same else os.O_CREAT | os.O_TRUNC)
+            fd = os.open(path, flags, 0o600)
+            try:
+                if not same:
+                    _write_all(fd, [data])
+                    restored += 1
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if not keys:
+            return
+        fsync_dir(self.spool_dir)
+        self.db.write_now([(INLINE, k, None) for k in keys])
+        if restored:
+            log.warning("restored %d spool file(s) that the last stop lost, from their committed copies",
+                        restored)
 
     async def _remove_files(self, names: list[str]) -> None:
         if names:
@@ -483,6 +605,7 @@ class JobStore:
         and return the remaining non-final jobs in id order. Call it before any
         server accepts jobs. Jobs in PROCESSING stay as they are: the upstream layer
         decides from job.delivery.phase."""
+        self._restore_inline()
         referenced = {d.path for job in self._jobs.values() for d in job.documents}
         orphans = 0
         with os.scandir(self.spool_dir) as it:

@@ -26,6 +26,7 @@ from spoolproxy.db import Database, job_key
 from spoolproxy.ipp.model import JobState, Status
 from spoolproxy.spool import (Delivery, Document, DocumentMissing, DocumentTooLarge, Job,
                               JobNotFound, JobStore, SpoolError, SpoolFull)
+from spoolproxy.spool.store import INLINE, INLINE_MAX
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -384,6 +385,7 @@ async def test_recover(store, state):
     truncated = await job_with_doc(S.PENDING_HELD, b"0123456789")
     old_gone = await job_with_doc(S.COMPLETED)
     await store.save_many([ok, printing, gone, truncated, old_gone])
+    assert await store.settle() == 5  # the files are the only copies now
     orphan, _ = await store.spool_document(agen([b"never acknowledged"]))
     (store.spool_dir / "unrelated.txt").write_bytes(b"not ours")
     store.path(gone.documents[0]).unlink()
@@ -660,9 +662,9 @@ TestStoreMachine.settings = settings(max_examples=40, stateful_step_count=30, de
                                      suppress_health_check=[HealthCheck.too_slow])
 
 
-async def test_each_spooled_document_and_its_directory_entry_are_fsynced_before_return(tmp_path, monkeypatch):
-    """spool_document returns only after the file's fsync and a directory fsync that
-    came after the file was created, for every one of concurrent documents."""
+@pytest.fixture
+def fsyncs(monkeypatch):
+    """Every fsync the store makes, in order: ("file", path) and ("dir", its names)."""
     from spoolproxy.spool import store as store_mod
 
     events: list[tuple[str, object]] = []
@@ -677,13 +679,25 @@ async def test_each_spooled_document_and_its_directory_entry_are_fsynced_before_
 
     monkeypatch.setattr(store_mod.os, "fsync", logged_fsync)
     monkeypatch.setattr(store_mod, "fsync_dir", logged_fsync_dir)
+    return events
+
+
+def _fsynced(events, name: str) -> bool:
+    return any(kind == "file" and what.endswith("/" + name) for kind, what in events)
+
+
+async def test_each_large_document_and_its_directory_entry_are_fsynced_before_return(tmp_path, fsyncs):
+    """spool_document returns a document too large to be committed with its job only
+    after the file's fsync and a directory fsync that came after the file was
+    created, for every one of concurrent documents."""
+    events = fsyncs
     returned: dict[str, int] = {}
     with Database(tmp_path / "db", sync=False) as db:
         store = JobStore(db, tmp_path / "spool", fsync=True)
 
         async def one(i):
             async def body():
-                yield b"x" * (i + 1)
+                yield b"x" * (INLINE_MAX + i + 1)
                 await trio.sleep(0)
             name, _ = await store.spool_document(body())
             returned[name] = len(events)
@@ -718,3 +732,83 @@ async def test_a_users_unfinished_jobs_of_a_queue_follow_saves_and_deletes(store
     assert [j.id for j in again.jobs("r", user="ann")] == [jobs[3].id]
     again.db.close()
     store.db = again.db  # the fixture closes it
+
+
+# ---- small documents: committed with their job, their file fsynced later ----------
+
+
+async def _small_job(store: JobStore, data: bytes) -> Job:
+    job = store.new_job(queue="q", user="u", closed=True)
+    name, size = await store.spool_document(agen([data[:3], data[3:]]))
+    store.add_document(job, name, size, "application/pdf")
+    return job
+
+
+async def test_a_small_document_is_committed_with_its_job_and_its_file_settled_later(store, fsyncs):
+    data = os.urandom(INLINE_MAX)
+    job = await _small_job(store, data)
+    name = job.documents[0].path
+    assert store.path(name).read_bytes() == data
+    assert not fsyncs, "a small document's file is not fsynced before its job's commit"
+    assert store.db.get(INLINE, name.encode()) is None  # nothing committed before the save
+
+    await store.save(job)
+    assert store.db.get(INLINE, name.encode()) == data  # in the job's own commit
+    assert not fsyncs
+
+    assert await store.settle() == 1
+    assert _fsynced(fsyncs, name)
+    assert any(kind == "dir" and name in what for kind, what in fsyncs)
+    assert store.db.get(INLINE, name.encode()) is None
+    assert await store.settle() == 0
+
+
+async def test_a_document_past_the_staging_budget_is_fsynced_at_once(store, fsyncs, monkeypatch):
+    from spoolproxy.spool import store as store_mod
+    monkeypatch.setattr(store_mod, "STAGED_MAX", 100)
+    first = await _small_job(store, b"a" * 80)
+    second = await _small_job(store, b"b" * 80)  # 160 bytes would be staged: over the budget
+    assert not _fsynced(fsyncs, first.documents[0].path)
+    assert _fsynced(fsyncs, second.documents[0].path)
+    await store.save_many([first, second])
+    assert store.db.get(INLINE, first.documents[0].path.encode()) == b"a" * 80
+    assert store.db.get(INLINE, second.documents[0].path.encode()) is None
+    third = await _small_job(store, b"c" * 80)  # the save freed the budget
+    assert not _fsynced(fsyncs, third.documents[0].path)
+    store.discard(third)
+    fourth = await _small_job(store, b"d" * 80)  # so did the discard
+    assert not _fsynced(fsyncs, fourth.documents[0].path)
+
+
+async def test_recover_restores_the_small_documents_a_crash_lost(store, state, caplog):
+    S = JobState
+    datas = [os.urandom(1000 + i) for i in range(5)]
+    jobs = [await _small_job(store, d) for d in datas]
+    await store.save_many(jobs)
+    kept, lost, truncated, garbled, deleted = jobs
+    store.path(lost.documents[0]).unlink()
+    store.path(truncated.documents[0]).write_bytes(datas[2][:10])
+    store.path(garbled.documents[0]).write_bytes(bytes(len(datas[3])))
+    await store.delete(deleted)  # its copy is left over: no job refers to it
+
+    store = reopen(store, state)
+    live = store.recover()
+    assert [j.id for j in live] == [kept.id, lost.id, truncated.id, garbled.id]
+    for job, data in zip(jobs[:4], datas):
+        assert store.get(job.id).state == S.PENDING
+        assert store.path(job.documents[0]).read_bytes() == data
+    assert store.db.count(INLINE) == 0
+    assert "restored 3 spool file(s)" in caplog.text
+    assert spool_files(store) == {j.documents[0].path for j in jobs[:4]}
+    store.db.close()
+
+
+async def test_run_settler_settles_saved_documents(store):
+    job = await _small_job(store, b"%PDF-1.4 small")
+    await store.save(job)
+    async with trio.open_nursery() as n:
+        await n.start(store.run_settler, 0.01)
+        while store.db.count(INLINE):
+            await trio.sleep(0.01)
+        n.cancel_scope.cancel()
+    assert store.path(job.documents[0]).read_bytes() == b"%PDF-1.4 small"
