@@ -152,6 +152,12 @@ class PrinterService:
             resp.code = e.status
             resp.groups = resp.groups[:1]
             op_group.add("status-message", Tag.TEXT, str(e))
+        except SpoolError as e:  # a save that could not write (disk full): nothing was committed
+            if e.ipp_status == Status.INTERNAL_ERROR:
+                log.exception("operation %#06x: %s", req.code, e)
+            resp.code = e.ipp_status
+            resp.groups = resp.groups[:1]
+            op_group.add("status-message", Tag.TEXT, f"Cannot store the job: {e}.")
         return resp
 
     # ---- addressing -----------------------------------------------------------

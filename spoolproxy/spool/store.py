@@ -10,10 +10,11 @@ too, in one of two ways:
 
 * a document larger than ``INLINE_MAX``: :meth:`JobStore.spool_document` fsyncs the
   file and its directory entry before it returns;
-* a small one (most jobs): its bytes go into the same LMDB commit as the job's record
-  (table ``spool_inline``), and its file is written but not fsynced. A file's fsync
-  and its directory's each cost a journal commit of their own before the answer,
-  per job; this way the job's one grouped commit covers the document as well.
+* a small one (most jobs) is kept in memory by spool_document; the save's commit
+  writes its file (not fsynced) and puts its bytes in the same LMDB transaction as
+  the record (table ``spool_inline``). A file's fsync and its directory's each cost
+  a journal commit of their own before the answer, per job, and the write a thread
+  hop; this way the job's one grouped commit covers the document as well.
   :meth:`JobStore.settle` (every ``SETTLE_INTERVAL`` s, off the request path) fsyncs
   those files in a batch and then drops their copies; at start,
   :meth:`JobStore.recover` rewrites from the copies any file that a crash lost.
@@ -29,6 +30,7 @@ handed out again, even after the job was deleted or purged.
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -98,6 +100,20 @@ def _write_chunk(path: Path, fd: int, buf: list[bytes]) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _write_inline(files: list[tuple[Path, bytes]], t: WriteTxn) -> None:
+    """In the writer's thread, inside a job's commit: its small documents' files are
+    written (not fsynced) and their bytes go into the same commit. May run twice (a
+    failed group is retried request by request), hence O_TRUNC rather than O_EXCL:
+    the names are fresh uuids all the same."""
+    for path, data in files:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, [data])
+        finally:
+            os.close(fd)
+        t.put(INLINE, path.name.encode(), data)
 
 
 def _with_ops(ops: list[tuple[str, bytes, Any]], fns: list[Callable[[WriteTxn], Any]]):
@@ -342,7 +358,7 @@ class JobStore:
         that belong to the same change (e.g. its audit entries)."""
         jobs = list(jobs)
         ops = []
-        inline: list[str] = []
+        inline: list[tuple[Path, bytes]] = []
         fns = list(also)
         for job in jobs:
             if self._jobs.get(job.id) is not job:
@@ -356,14 +372,15 @@ class JobStore:
                 for d in job.documents:
                     data = self._staged.get(d.path)
                     if data is not None:
-                        ops.append((INLINE, d.path.encode(), data))
-                        inline.append(d.path)
+                        inline.append((self.path(d), data))
             self._index(job)
             self._claimed.add(job.id)
         if not jobs:
             await trio.lowlevel.checkpoint()
             return
         ops.append((META, NEXT_ID_KEY, self._next_id))
+        if inline:
+            fns.append(functools.partial(_write_inline, inline))
         try:
             if fns:
                 await self.db.transact(_with_ops(ops, fns))
@@ -371,11 +388,13 @@ class JobStore:
                 await self.db.write(ops)
         except DatabaseError as e:
             raise SpoolError(f"cannot save job {', '.join(str(j.id) for j in jobs)}: {e}") from e
-        for name in inline:
-            data = self._staged.pop(name, None)
+        except OSError as e:  # writing a small document's file
+            _raise_spool_os_error(e, f"cannot save job {', '.join(str(j.id) for j in jobs)}")
+        for path, _ in inline:
+            data = self._staged.pop(path.name, None)
             if data is not None:
                 self._staged_bytes -= len(data)
-                self._unsettled.add(name)
+                self._unsettled.add(path.name)
         for job in jobs:
             if self._jobs.get(job.id) is job:
                 self._persisted.add(job.id)
@@ -445,9 +464,9 @@ class JobStore:
 
     async def spool_document(self, chunks: AsyncIterable[bytes], *, max_bytes: int = 0) -> tuple[str, int]:
         """Stream chunks into a new spool file; returns (file name, size) once the
-        file and its directory entry are on disk, or, for a small document, once it
-        is staged for the save of the job that refers to it, which makes it durable
-        (module docstring). Memory use is flat (~1 MiB).
+        file and its directory entry are on disk. A small document (module docstring)
+        is only staged: the save of the job that refers to it writes the file and
+        makes it durable. Memory use is flat (~1 MiB).
 
         On any error (the iterator's own, DocumentTooLarge, SpoolFull, SpoolError)
         or cancellation the partial file is removed and the error propagates.
@@ -477,17 +496,18 @@ class JobStore:
                         _raise_spool_os_error(e, f"cannot write {path}")
                     buf = []
                     buffered = 0
-            last_fd, fd = fd, -1  # _finish_file closes it, whatever happens
-            # small and whole in memory: the job's commit will carry it (module docstring)
-            inline = (self.fsync and last_fd < 0 and 0 < size <= INLINE_MAX
-                      and self._staged_bytes + size <= STAGED_MAX)
-            try:
-                await trio.to_thread.run_sync(self._finish_file, path, last_fd, buf, not inline)
-            except OSError as e:
-                _raise_spool_os_error(e, f"cannot write {path}")
-            if inline:
+            if (self.fsync and fd < 0 and 0 < size <= INLINE_MAX
+                    and self._staged_bytes + size <= STAGED_MAX):
+                # small and whole in memory: the commit of the job's save writes the file
+                # and carries the bytes (module docstring); no thread hop here
                 self._staged[name] = buf[0] if len(buf) == 1 else b"".join(buf)
                 self._staged_bytes += size
+                return name, size
+            last_fd, fd = fd, -1  # _finish_file closes it, whatever happens
+            try:
+                await trio.to_thread.run_sync(self._finish_file, path, last_fd, buf)
+            except OSError as e:
+                _raise_spool_os_error(e, f"cannot write {path}")
             return name, size
         except BaseException:
             if fd >= 0:
@@ -500,18 +520,18 @@ class JobStore:
         finally:
             self._spooling.discard(name)
 
-    def _finish_file(self, path: Path, fd: int, buf: list[bytes], durable: bool) -> None:
-        """In a worker thread: the last bytes, then (durable) the file and its
-        directory entry fsynced, all in one hop. (A directory fsync shared by
-        concurrent jobs cost each job a second hop; measured, one hop was faster.)"""
+    def _finish_file(self, path: Path, fd: int, buf: list[bytes]) -> None:
+        """In a worker thread: the last bytes, then the file and its directory entry
+        made durable, all in one hop. (A directory fsync shared by concurrent jobs
+        saved disk flushes but cost each job a second hop and the loop's time to
+        coordinate it; measured, one hop per job accepts more jobs per second.)"""
         fd = _write_chunk(path, fd, buf)
-        sync = durable and self.fsync
         try:
-            if sync:
+            if self.fsync:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        if sync:
+        if self.fsync:
             fsync_dir(self.spool_dir)
 
     async def settle(self) -> int:

@@ -1,6 +1,7 @@
 """spoolproxy.spool.store: durable jobs and spool files, recovery, purge, crash safety."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -241,12 +242,16 @@ async def test_wait_changed(store):
 async def test_spool_file_mode_and_name(store):
     old = os.umask(0)
     try:
-        name, size = await store.spool_document(agen([b"data"]))
+        name, size = await store.spool_document(agen([b"x" * (INLINE_MAX + 1)]))
+        job = await _small_job(store, b"data")  # its file is written by the save
+        await store.save(job)
     finally:
         os.umask(old)
-    st_ = store.path(name).stat()
-    assert stat.S_IMODE(st_.st_mode) == 0o600 and size == 4
-    assert name.startswith("d-") and len(name) == 34
+    for name, size_ in ((name, size), (job.documents[0].path, job.documents[0].size)):
+        st_ = store.path(name).stat()
+        assert stat.S_IMODE(st_.st_mode) == 0o600 and st_.st_size == size_
+        assert name.startswith("d-") and len(name) == 34
+    assert size == INLINE_MAX + 1 and job.documents[0].size == 4
     assert stat.S_IMODE(store.spool_dir.stat().st_mode) == 0o700
 
 
@@ -260,7 +265,10 @@ async def test_spool_reused_buffer_is_copied(store):
             yield buf
             await trio.sleep(0)
 
+    job = store.new_job(queue="q", user="u")
     name, size = await store.spool_document(reusing())
+    store.add_document(job, name, size, "text/plain")
+    await store.save(job)
     assert store.path(name).read_bytes() == b"aaaabbbbcccc"
 
 
@@ -748,13 +756,13 @@ async def test_a_small_document_is_committed_with_its_job_and_its_file_settled_l
     data = os.urandom(INLINE_MAX)
     job = await _small_job(store, data)
     name = job.documents[0].path
-    assert store.path(name).read_bytes() == data
-    assert not fsyncs, "a small document's file is not fsynced before its job's commit"
-    assert store.db.get(INLINE, name.encode()) is None  # nothing committed before the save
+    assert not store.path(name).exists()  # kept in memory until the save
+    assert store.db.get(INLINE, name.encode()) is None
 
     await store.save(job)
-    assert store.db.get(INLINE, name.encode()) == data  # in the job's own commit
-    assert not fsyncs
+    assert store.path(name).read_bytes() == data  # written by the job's own commit
+    assert store.db.get(INLINE, name.encode()) == data  # and carried by it
+    assert not fsyncs, "a small document's file is not fsynced before its job's commit"
 
     assert await store.settle() == 1
     assert _fsynced(fsyncs, name)
@@ -812,3 +820,36 @@ async def test_run_settler_settles_saved_documents(store):
             await trio.sleep(0.01)
         n.cancel_scope.cancel()
     assert store.path(job.documents[0]).read_bytes() == b"%PDF-1.4 small"
+
+
+async def test_a_small_document_that_cannot_be_written_fails_its_save_only(store, monkeypatch):
+    from spoolproxy.spool import store as store_mod
+    ok = await _small_job(store, b"fine")
+    full = await _small_job(store, b"no room")
+    real_open = os.open
+
+    def no_space(path, flags, mode=0o777, **kw):
+        if str(path).endswith(full.documents[0].path) and flags & os.O_CREAT:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(store_mod.os, "open", no_space)
+    async with trio.open_nursery() as n:
+        await n.start(store.db.run)
+        results = {}
+
+        async def save(job):
+            try:
+                await store.save(job)
+                results[job.id] = "saved"
+            except SpoolFull as e:
+                results[job.id] = e.ipp_status
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(save, ok)
+            inner.start_soon(save, full)
+        n.cancel_scope.cancel()
+    assert results == {ok.id: "saved", full.id: Status.TEMPORARY_ERROR}
+    assert store.db.get("jobs", job_key(full.id)) is None
+    assert store.db.get(INLINE, full.documents[0].path.encode()) is None
+    assert store.path(ok.documents[0]).read_bytes() == b"fine"
