@@ -292,7 +292,8 @@ class JobStore:
         save jobs while iterating (it changes the index)."""
         persisted = self._persisted
         for j in self._ready_by_queue.get(queue, {}).values():
-            if j.state == JobState.PENDING and j.closed and j.id in persisted and (j.analyzed or not self.analysis):
+            if (j.state == JobState.PENDING and j.closed and j.id in persisted
+                    and (j.analyzed or not self.analysis) and self._written(j)):
                 yield j
 
     def pending_count(self, queue: str) -> int:
@@ -304,8 +305,13 @@ class JobStore:
         (as of each job's last save; checked again here)."""
         persisted = self._persisted
         for j in self._unanalyzed.values():
-            if j.closed and not j.analyzed and not j.is_final and j.id in persisted:
+            if j.closed and not j.analyzed and not j.is_final and j.id in persisted and self._written(j):
                 yield j
+
+    def _written(self, job: Job) -> bool:
+        """No document of the job waits for the commit that writes its file (a job
+        saved before, whose new document's save is in flight, is indexed already)."""
+        return not self._staged or not any(d.path in self._staged for d in job.documents)
 
     # ---- change notification ---------------------------------------------------
 

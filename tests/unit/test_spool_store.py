@@ -853,3 +853,40 @@ async def test_a_small_document_that_cannot_be_written_fails_its_save_only(store
     assert store.db.get("jobs", job_key(full.id)) is None
     assert store.db.get(INLINE, full.documents[0].path.encode()) is None
     assert store.path(ok.documents[0]).read_bytes() == b"fine"
+
+
+async def test_a_saved_job_whose_new_document_is_being_committed_is_not_handed_on(tmp_path, monkeypatch):
+    """Create-Job then Send-Document: the job is saved (and indexed) already, and its
+    document's file exists only once the second save commits. Neither the document
+    engine nor a printer may see the job before that."""
+    for analysis in (True, False):
+        with Database(tmp_path / f"db{analysis}", sync=False) as db:
+            store = JobStore(db, tmp_path / f"spool{analysis}", fsync=True, analysis=analysis)
+            job = store.new_job(queue="q", user="u", state=JobState.PENDING)
+            await store.save(job)
+            name, size = await store.spool_document(agen([b"%PDF-1.4 late"]))
+            store.add_document(job, name, size, "application/pdf")
+            job.closed = True
+            if not analysis:
+                job.analyzed = True
+
+            gate = trio.Event()
+            real = db.transact
+
+            async def held(fn, **kw):
+                await gate.wait()
+                return await real(fn, **kw)
+
+            monkeypatch.setattr(db, "transact", held)
+
+            def visible():
+                return ([j.id for j in store.iter_unanalyzed()] if analysis
+                        else [j.id for j in store.iter_deliverable("q")])
+
+            async with trio.open_nursery() as n:
+                n.start_soon(store.save, job)
+                await trio.testing.wait_all_tasks_blocked()
+                assert visible() == []  # indexed, its file not written yet
+                gate.set()
+            assert visible() == [job.id]
+            assert store.path(name).read_bytes() == b"%PDF-1.4 late"
