@@ -19,9 +19,10 @@ too, in one of two ways:
   those files in a batch and then drops their copies; at start,
   :meth:`JobStore.recover` rewrites from the copies any file that a crash lost.
 
-Spool files are named ``d-<uuid hex>``, created 0600 with O_EXCL, and are immutable
-once a record refers to them (recovery checks their size). Files that no record
-refers to are removed by :meth:`JobStore.recover` at the next start.
+Spool files are named ``d-<uuid hex>``, created 0600 (with O_EXCL, or by the commit
+of a small document's job), and are immutable once a record refers to them (recovery
+checks their size). Files that no record refers to are removed by
+:meth:`JobStore.recover` at the next start.
 
 Job ids are allocated from a counter that is persisted (meta "next_id") in the same
 transaction as every save and delete, so an id that was ever persisted is never
